@@ -1,0 +1,88 @@
+"""Where things are and how the pipeline is tuned: the one place that maps an environment to resources.
+
+Paths default to folders under the project's ``var/``; every path and the warehouse URL can be
+overridden by an environment variable, which is how Airflow deployments (docker-compose) point
+the same code at production folders and an external PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+
+def project_root() -> Path:
+    """The checkout (or image folder) holding sql/, include/ and expectations/."""
+    if env := os.environ.get("CROSSCHECK_HOME"):
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "sql").is_dir() and (parent / "include").is_dir():
+            return parent
+    raise RuntimeError("cannot find the crosscheck project folder; set CROSSCHECK_HOME")
+
+
+ROOT = project_root()
+SQL_DIR = ROOT / "sql"
+INCLUDE_DIR = ROOT / "include"
+EXPECTATIONS_DIR = ROOT / "expectations"
+DEPARTMENTS = ("civil", "poverty", "finance", "hrss")
+
+
+def _env_path(name: str, default: Path) -> Path:
+    return Path(os.environ[name]).resolve() if os.environ.get(name) else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path
+    landing_dir: Path
+    archive_dir: Path
+    outbox_dir: Path
+    reports_dir: Path
+    feedback_dir: Path
+    warehouse_url: str | None  # None: the embedded PostgreSQL under var_dir/pgdata
+    enrol_min_age: int = 16
+    pension_min_age: int = 60
+    subsidy_categories: tuple[str, ...] = ("poverty_active", "dibao", "tekun", "severe_disability")
+    quiet_period_seconds: int = 60
+    max_file_bytes: int = 512 * 1024 * 1024
+    max_xlsx_uncompressed_bytes: int = 2 * 1024 * 1024 * 1024
+    stale_after_days: int = 2
+    extra: dict = field(default_factory=dict)
+
+
+def _tunables() -> dict:
+    values = yaml.safe_load((INCLUDE_DIR / "settings.yaml").read_text(encoding="utf-8")) or {}
+    for key, default in list(values.items()):
+        env = os.environ.get(f"CROSSCHECK_{key.upper()}")
+        if env is None:
+            continue
+        if isinstance(default, list):
+            values[key] = [v.strip() for v in env.split(",") if v.strip()]
+        elif isinstance(default, int):
+            values[key] = int(env)
+        else:
+            values[key] = env
+    if "subsidy_categories" in values:
+        values["subsidy_categories"] = tuple(values["subsidy_categories"])
+    return values
+
+
+@cache
+def get_settings() -> Settings:
+    var_dir = _env_path("CROSSCHECK_VAR", ROOT / "var")
+    return Settings(
+        var_dir=var_dir,
+        landing_dir=_env_path("CROSSCHECK_LANDING", var_dir / "landing"),
+        archive_dir=_env_path("CROSSCHECK_ARCHIVE", var_dir / "archive"),
+        outbox_dir=_env_path("CROSSCHECK_OUTBOX", var_dir / "outbox"),
+        reports_dir=_env_path("CROSSCHECK_REPORTS", var_dir / "reports"),
+        feedback_dir=_env_path("CROSSCHECK_FEEDBACK", var_dir / "feedback"),
+        warehouse_url=os.environ.get("CROSSCHECK_WAREHOUSE_URL") or None,
+        **_tunables(),
+    )
