@@ -1,0 +1,263 @@
+"""Ingest: a ready drop → archived, read, normalised, staged (COPY), validated, loaded into core.
+
+The three steps an Airflow ingest DAG runs as tasks are ``stage_drop``, ``validate_file`` (in
+``crosscheck.validate``) and ``load_file``; ``ingest_drop`` runs all three. Every row received
+ends either in core or in ``ingest.quarantine`` with its reason, and each file's counts reconcile.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+from crosscheck.contracts import Contract, contracts
+from crosscheck.normalise import normalise_column
+from crosscheck.pickup import Drop, archive, safe_display_name
+from crosscheck.read import FileRejected, open_extract
+from crosscheck.settings import Settings
+from crosscheck.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("loaded", "duplicate", "rejected", "superseded")
+
+# Arrow types of the normalised values, by contract column type (match sql/migrations/0002).
+ARROW_TYPES = {
+    "id_number": pa.string(), "name": pa.string(), "text": pa.string(), "enum": pa.string(),
+    "date": pa.date32(), "month": pa.date32(), "amount": pa.decimal128(14, 2),
+    "year": pa.int32(), "yesno": pa.bool_(),
+}
+
+
+@dataclass
+class FileOutcome:
+    """What became of one drop; enough for a log line, a receipt and the DAG's XCom."""
+
+    department: str
+    file_name: str
+    status: str  # staged | loaded | duplicate | rejected | superseded | skipped
+    file_id: int | None = None
+    extract: str | None = None
+    as_of: date | None = None
+    reason: str | None = None
+    rows_received: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.status in ("loaded", "staged"):
+            return (f"{self.department}/{self.file_name}: {self.status} — received {self.rows_received}, "
+                    f"loaded {self.rows_loaded}, quarantined {self.rows_quarantined}")
+        return f"{self.department}/{self.file_name}: {self.status} — {self.reason or ''}"
+
+
+def _insert_file(conn, drop: Drop, **values) -> int:
+    cols = {"department": drop.department, "extract": drop.extract, "as_of": drop.as_of,
+            "file_name": safe_display_name(drop.name), "size_bytes": drop.size, "mtime_ns": drop.mtime_ns,
+            "format": drop.format, **values}
+    query = sql.SQL("INSERT INTO ingest.files ({}) VALUES ({}) RETURNING file_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join(sql.Placeholder() * len(cols)))
+    return conn.execute(query, list(cols.values())).fetchone()[0]
+
+
+def _abandon_unfinished(conn, drop: Drop) -> None:
+    """A previous attempt at this very file died half-way (killed, server restart): clear it."""
+    rows = conn.execute(
+        "SELECT file_id, extract FROM ingest.files WHERE department = %s AND file_name = %s "
+        "AND status NOT IN ('loaded','duplicate','rejected','superseded','abandoned')",
+        (drop.department, safe_display_name(drop.name))).fetchall()
+    for file_id, extract in rows:
+        if extract in contracts():
+            conn.execute(sql.SQL("DELETE FROM staging.{} WHERE file_id = %s").format(sql.Identifier(extract)),
+                         (file_id,))
+        conn.execute("DELETE FROM ingest.quarantine WHERE file_id = %s", (file_id,))
+        conn.execute("DELETE FROM ingest.validation_results WHERE file_id = %s", (file_id,))
+        conn.execute("UPDATE ingest.files SET status = 'abandoned' WHERE file_id = %s", (file_id,))
+        log.warning("cleared unfinished attempt file_id=%s of %s/%s", file_id, drop.department, drop.name)
+
+
+def record_rejected_drop(warehouse: Warehouse, drop: Drop) -> FileOutcome | None:
+    """Record a drop pick-up refused (bad name, link, folder, too big) once; None if already recorded."""
+    with warehouse.transaction() as conn:
+        seen = conn.execute(
+            "SELECT 1 FROM ingest.files WHERE department = %s AND file_name = %s AND status = 'rejected' "
+            "AND size_bytes IS NOT DISTINCT FROM %s AND mtime_ns IS NOT DISTINCT FROM %s",
+            (drop.department, safe_display_name(drop.name), drop.size, drop.mtime_ns)).fetchone()
+        if seen:
+            return None
+        file_id = _insert_file(conn, drop, status="rejected", reason=drop.reason)
+    return FileOutcome(drop.department, safe_display_name(drop.name), "rejected", file_id, drop.extract,
+                       drop.as_of, drop.reason)
+
+
+def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutcome:
+    """Archive a ready drop, then read and normalise it into staging (one transaction).
+
+    Returns status ``skipped`` for a file already handled (a rerun), ``duplicate`` for the same
+    bytes dropped again, ``rejected`` for an unreadable file, ``staged`` otherwise.
+    """
+    assert drop.state == "ready" and drop.extract
+    contract = contracts()[drop.extract]
+    sha, archived = archive(drop, settings.archive_dir / drop.department)
+    name = safe_display_name(drop.name)
+    with warehouse.transaction() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"file:{drop.department}/{name}",))
+        seen = conn.execute(
+            "SELECT file_id, status, reason FROM ingest.files WHERE department = %s AND file_name = %s "
+            "AND sha256 = %s AND mtime_ns = %s AND status IN ('loaded','duplicate','rejected','superseded') "
+            "ORDER BY file_id DESC LIMIT 1", (drop.department, name, sha, drop.mtime_ns)).fetchone()
+        if seen:
+            return FileOutcome(drop.department, name, "skipped", seen[0], drop.extract, drop.as_of,
+                               f"already handled as {seen[1]}")
+        _abandon_unfinished(conn, drop)
+        earlier = conn.execute(
+            "SELECT file_name, received_at FROM ingest.files WHERE extract = %s AND sha256 = %s "
+            "AND status IN ('loaded','superseded') ORDER BY file_id LIMIT 1", (drop.extract, sha)).fetchone()
+        if earlier:
+            reason = (f"与 {earlier[1]:%Y-%m-%d %H:%M} 已接收的文件 {earlier[0]} 内容完全相同（重复报送），"
+                      "本次未重复入库，无需处理")
+            file_id = _insert_file(conn, drop, status="duplicate", reason=reason, sha256=sha,
+                                   archive_path=str(archived))
+            return FileOutcome(drop.department, name, "duplicate", file_id, drop.extract, drop.as_of, reason)
+        file_id = _insert_file(conn, drop, status="receiving", sha256=sha, archive_path=str(archived))
+
+    try:
+        extract = open_extract(archived, contract)
+        with warehouse.transaction() as conn:
+            received, quarantined = _copy_to_staging(conn, file_id, drop.as_of, contract, extract)
+            conn.execute(
+                "UPDATE ingest.files SET status = 'staged', encoding = %s, header_mapping = %s, "
+                "warnings = %s, rows_received = %s, rows_quarantined = %s WHERE file_id = %s",
+                (extract.encoding, json.dumps(extract.header_mapping, ensure_ascii=False),
+                 json.dumps(extract.warnings, ensure_ascii=False), received, quarantined, file_id))
+    except FileRejected as exc:
+        with warehouse.transaction() as conn:
+            conn.execute("UPDATE ingest.files SET status = 'rejected', reason = %s, warnings = %s "
+                         "WHERE file_id = %s",
+                         (exc.reason, json.dumps(exc.details, ensure_ascii=False, default=str), file_id))
+        return FileOutcome(drop.department, name, "rejected", file_id, drop.extract, drop.as_of, exc.reason)
+    return FileOutcome(drop.department, name, "staged", file_id, drop.extract, drop.as_of,
+                       rows_received=received, rows_quarantined=quarantined, warnings=list(extract.warnings))
+
+
+def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extract) -> tuple[int, int]:
+    """Normalise every batch; COPY the good rows into staging, the bad ones into quarantine."""
+    received = quarantined = 0
+    staged_cols = ["file_id", "row_number", "as_of", *_stored_columns(contract)]
+    copy_staging = sql.SQL("COPY staging.{} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
+        sql.Identifier(contract.extract), sql.SQL(", ").join(map(sql.Identifier, staged_cols)))
+
+    for bad_row in getattr(extract, "invalid_rows", []) or []:
+        # Malformed lines (wrong number of fields, e.g. a truncated file) never reach a batch.
+        received += 1
+        quarantined += 1
+        _quarantine(conn, [(file_id, bad_row[0], None, bad_row[2] if len(bad_row) > 2 else None, "ROW",
+                            bad_row[1], None)])
+    for batch in extract.batches():
+        n = batch.num_rows
+        received += n
+        rows = batch.column("_row").to_pylist()
+        bad: dict[int, list] = {}
+        arrays = {"file_id": pa.array([file_id] * n, pa.int64()), "row_number": batch.column("_row"),
+                  "as_of": pa.array([as_of] * n, pa.date32())}
+        for c in contract.columns:
+            raw = batch.column(c.name)
+            values, errors = normalise_column(c, raw)
+            for index, rule, reason in errors:
+                bad.setdefault(index, []).append((c.name, rule, reason))
+            arrays[c.name] = pa.array(values, ARROW_TYPES[c.type])
+            if c.type in ("id_number", "name"):
+                arrays[c.name + "_raw"] = raw
+        table = pa.table([arrays[name] for name in staged_cols], names=staged_cols)
+        if bad:
+            raw_rows = batch.to_pylist()
+            records = []
+            for index, problems in bad.items():
+                raw_row = {k: v for k, v in raw_rows[index].items() if k != "_row"}
+                for column, rule, reason in problems:
+                    records.append((file_id, rows[index], column, raw_row.get(column), rule or "VALUE", reason,
+                                    json.dumps(raw_row, ensure_ascii=False, default=str)))
+            _quarantine(conn, records)
+            keep = pa.array([i not in bad for i in range(n)])
+            table = table.filter(keep)
+            quarantined += len(bad)
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer)
+        with conn.cursor().copy(copy_staging) as copy:
+            copy.write(buffer.getvalue())
+    return received, quarantined
+
+
+def _quarantine(conn, records) -> None:
+    with conn.cursor().copy(
+        "COPY ingest.quarantine (file_id, row_number, column_name, value_raw, rule, reason, row_raw) FROM STDIN"
+    ) as copy:
+        for record in records:
+            copy.write_row(record)
+
+
+def load_file(warehouse: Warehouse, file_id: int) -> FileOutcome:
+    """Replace the core snapshot of this file's extract and as-of date with its staged rows — atomically."""
+    with warehouse.transaction() as conn:
+        row = conn.execute(
+            "SELECT department, file_name, extract, as_of, status, rows_received, rows_quarantined "
+            "FROM ingest.files WHERE file_id = %s FOR UPDATE", (file_id,)).fetchone()
+        department, name, extract_name, as_of, status, received, _ = row
+        if status == "loaded":
+            return _outcome(conn, file_id)
+        if status not in ("staged", "validated"):
+            raise RuntimeError(f"file {file_id} is {status}, cannot be loaded")
+        contract = contracts()[extract_name]
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"core:{extract_name}",))
+        table = sql.Identifier(extract_name)
+        columns = sql.SQL(", ").join(
+            map(sql.Identifier, ["as_of", "file_id", "row_number"] + _stored_columns(contract)))
+        conn.execute(sql.SQL("DELETE FROM core.{} WHERE as_of = %s").format(table), (as_of,))
+        loaded = conn.execute(
+            sql.SQL("INSERT INTO core.{t} ({c}) SELECT {c} FROM staging.{t} WHERE file_id = %s "
+                    "AND row_number NOT IN (SELECT row_number FROM ingest.quarantine WHERE file_id = %s)"
+                    ).format(t=table, c=columns), (file_id, file_id)).rowcount
+        quarantined = conn.execute(
+            "SELECT count(DISTINCT row_number) FROM ingest.quarantine WHERE file_id = %s", (file_id,)).fetchone()[0]
+        conn.execute(sql.SQL("DELETE FROM staging.{} WHERE file_id = %s").format(table), (file_id,))
+        conn.execute(
+            "UPDATE ingest.files SET status = 'superseded' WHERE extract = %s AND as_of = %s "
+            "AND status = 'loaded' AND file_id <> %s", (extract_name, as_of, file_id))
+        if loaded + quarantined != received:
+            raise RuntimeError(f"file {file_id} does not reconcile: received {received}, loaded {loaded}, "
+                               f"quarantined {quarantined}")
+        conn.execute("UPDATE ingest.files SET status = 'loaded', rows_loaded = %s, rows_quarantined = %s "
+                     "WHERE file_id = %s", (loaded, quarantined, file_id))
+        log.info("loaded %s/%s into core.%s as of %s: %d rows, %d quarantined",
+                 department, name, extract_name, as_of, loaded, quarantined)
+        return _outcome(conn, file_id)
+
+
+def _stored_columns(contract: Contract) -> list[str]:
+    cols = []
+    for c in contract.columns:
+        cols.append(c.name)
+        if c.type in ("id_number", "name"):
+            cols.append(c.name + "_raw")
+    return cols
+
+
+def _outcome(conn, file_id: int) -> FileOutcome:
+    r = conn.execute(
+        "SELECT department, file_name, status, extract, as_of, reason, coalesce(rows_received,0), "
+        "coalesce(rows_loaded,0), coalesce(rows_quarantined,0), warnings FROM ingest.files WHERE file_id = %s",
+        (file_id,)).fetchone()
+    return FileOutcome(r[0], r[1], r[2], file_id, r[3], r[4], r[5], r[6], r[7], r[8], list(r[9] or []))
+
+
+def file_outcome(warehouse: Warehouse, file_id: int) -> FileOutcome:
+    with warehouse.connect() as conn:
+        return _outcome(conn, file_id)

@@ -1,0 +1,149 @@
+"""Pick-up: which files in landing/<dept>/ are ready, and archiving them before anything else.
+
+Nothing here reads a file's content beyond hashing it, follows a link, or deletes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from crosscheck.contracts import by_department
+from crosscheck.settings import DEPARTMENTS, Settings
+
+FILE_NAME = re.compile(r"^(?P<extract>[a-z_]+)_(?P<date>\d{8})\.(?P<ext>csv|xlsx|parquet)$")
+FORMATS = {"csv": "csv", "xlsx": "xlsx", "parquet": "parquet"}
+DONE_SUFFIX = ".done"
+MAX_NAME_LENGTH = 120
+
+
+@dataclass
+class Drop:
+    """One entry of a drop folder and what pick-up decided about it."""
+
+    department: str
+    path: Path
+    state: str  # ready | waiting | rejected
+    extract: str | None = None
+    as_of: date | None = None
+    format: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    reason: str | None = None  # Chinese, for the receipt, when rejected or waiting
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def safe_display_name(name: str) -> str:
+    """A file name fit for a receipt or a log line: control characters shown as escapes, length capped."""
+    shown = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in name)
+    return shown if len(shown) <= MAX_NAME_LENGTH else shown[:MAX_NAME_LENGTH] + "…"
+
+
+def _classify(department: str, path: Path, settings: Settings, now: float) -> Drop | None:
+    name = path.name
+    drop = Drop(department, path, "rejected")
+    try:
+        st = path.lstat()
+    except FileNotFoundError:  # vanished between listing and looking
+        return None
+    drop.size, drop.mtime_ns = st.st_size, st.st_mtime_ns
+    if stat.S_ISLNK(st.st_mode):
+        drop.reason = "这是一个符号链接（快捷方式），系统不会跟随链接读取，请直接放入文件本身"
+        return drop
+    if stat.S_ISDIR(st.st_mode):
+        drop.reason = "这是一个文件夹，请只放入数据文件，不要建立子文件夹"
+        return drop
+    if not stat.S_ISREG(st.st_mode):
+        drop.reason = "这不是普通文件，无法接收"
+        return drop
+    if st.st_nlink > 1:
+        drop.reason = "该文件是硬链接（同一文件有多个名字），为防止被他处修改，请复制一份真实文件放入"
+        return drop
+    if len(name) > MAX_NAME_LENGTH or any(not ch.isprintable() for ch in name):
+        drop.reason = "文件名过长或含有控制字符，请按“数据项_YYYYMMDD.csv”命名"
+        return drop
+    match = FILE_NAME.match(name)
+    allowed = {c.extract: c for c in by_department(department)}
+    expected = "、".join(f"{e}_YYYYMMDD.csv/.xlsx/.parquet" for e in allowed)
+    if not match:
+        drop.reason = f"文件名或扩展名不符合约定，应为：{expected}"
+        return drop
+    if match["extract"] not in allowed:
+        drop.reason = f"“{match['extract']}”不是本部门报送的数据项，本部门应报送：{expected}"
+        return drop
+    try:
+        drop.as_of = datetime.strptime(match["date"], "%Y%m%d").date()
+    except ValueError:
+        drop.reason = f"文件名中的日期 {match['date']} 不是有效日期（应为YYYYMMDD）"
+        return drop
+    drop.extract, drop.format = match["extract"], FORMATS[match["ext"]]
+    if st.st_size > settings.max_file_bytes:
+        drop.reason = (
+            f"文件大小 {st.st_size / 1048576:.0f} MB 超过上限 {settings.max_file_bytes / 1048576:.0f} MB，"
+            "请拆分后分别报送或联系数据管理员"
+        )
+        return drop
+    done_marker = path.with_name(name + DONE_SUFFIX)
+    if done_marker.is_file() and not done_marker.is_symlink():
+        drop.state = "ready"
+    elif now - st.st_mtime >= settings.quiet_period_seconds:
+        drop.state = "ready"
+    else:
+        drop.state = "waiting"
+        drop.reason = "文件可能仍在写入，等待其大小和修改时间稳定后再接收"
+    return drop
+
+
+def scan(landing_dir: Path, settings: Settings, departments=DEPARTMENTS, now: float | None = None) -> list[Drop]:
+    """Every entry of landing/<dept>/ for the given departments, classified. Sorted for determinism."""
+    now = time.time() if now is None else now
+    drops = []
+    for department in departments:
+        folder = landing_dir / department
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for path in sorted(folder.iterdir(), key=lambda p: p.name):
+            if path.name.endswith(DONE_SUFFIX) and not path.is_symlink() and path.is_file():
+                continue  # markers are read with their data file
+            if path.name.startswith("."):
+                continue  # hidden files: editors' and copy tools' temporary files
+            drop = _classify(department, path, settings, now)
+            if drop is not None:
+                drops.append(drop)
+    return drops
+
+
+def archive(drop: Drop, archive_dir: Path) -> tuple[str, Path]:
+    """Copy the file into the content-addressed archive (read-only); return (sha256, archive path).
+
+    The copy is hashed while it is written, so what is archived is exactly what was hashed, even if
+    the sender touches the landing file meanwhile.
+    """
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    tmp = archive_dir / f".incoming-{os.getpid()}-{drop.path.name[:60]}"
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(drop.path, flags)
+    with os.fdopen(fd, "rb") as src, open(tmp, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            dst.write(chunk)
+    sha = digest.hexdigest()
+    target = archive_dir / sha[:2] / f"{sha}.{drop.format or 'bin'}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        tmp.unlink()
+    else:
+        os.chmod(tmp, 0o444)
+        shutil.move(tmp, target)
+    return sha, target

@@ -1,0 +1,191 @@
+"""Great Expectations validation of a staged file, pushed down into PostgreSQL.
+
+Suites are JSON in ``expectations/extracts/<extract>.json``. GX computes the metrics in SQL and
+returns counts (SUMMARY, never COMPLETE row lists); when a *critical* expectation fails, the failing
+rows are fetched with the SQL query GX reports (``unexpected_index_query``) and quarantined with the
+expectation's rule and Chinese reason. *warning* expectations only report (e.g. ID04, ID05 — the
+comparison turns those rows into findings). GX is imported here only: it takes seconds to import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from functools import cache
+from pathlib import Path
+
+from psycopg import sql
+
+from crosscheck.settings import EXPECTATIONS_DIR
+from crosscheck.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+RESULT_FORMAT = {"result_format": "SUMMARY", "unexpected_index_column_names": ["row_number"],
+                 "return_unexpected_index_query": True, "partial_unexpected_count": 5}
+
+
+def suite_path(name: str, group: str = "extracts") -> Path:
+    return EXPECTATIONS_DIR / group / f"{name}.json"
+
+
+@cache
+def _gx():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+
+    return gx
+
+
+@cache
+def gx_context():
+    """One ephemeral GX context per process; Data Docs sites are added per report folder."""
+    gx = _gx()
+    context = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # progress bars are cosmetic
+        pass
+    return context
+
+
+def _datasource(warehouse: Warehouse):
+    context = gx_context()
+    name = "warehouse_" + str(abs(hash(warehouse.url)))
+    try:
+        return context.data_sources.get(name)
+    except Exception:
+        # add_postgres rejects socket-only URLs; add_sql accepts any SQLAlchemy URL.
+        return context.data_sources.add_sql(name=name, connection_string=warehouse.sqlalchemy_url)
+
+
+def load_suite(name: str, group: str = "extracts"):
+    gx = _gx()
+    raw = json.loads(suite_path(name, group).read_text(encoding="utf-8"))
+    suite = gx.ExpectationSuite(name=f"{group}.{name}", meta=raw.get("meta", {}))
+    for spec in raw["expectations"]:
+        suite.add_expectation_configuration(_configuration(spec))
+    return suite
+
+
+def _configuration(spec: dict):
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    return ExpectationConfiguration(type=spec["type"], kwargs=spec["kwargs"], meta=spec.get("meta", {}),
+                                    description=spec.get("description"), severity=spec.get("severity", "critical"))
+
+
+def run_suite(warehouse: Warehouse, suite_name: str, schema: str, table: str, group: str, run_name: str):
+    """Validate ``schema.table`` with a suite; return the GX validation result."""
+    gx = _gx()
+    context = gx_context()
+    source = _datasource(warehouse)
+    asset_name = f"{schema}.{table}"
+    try:
+        asset = source.get_asset(asset_name)
+    except LookupError:
+        asset = source.add_table_asset(name=asset_name, table_name=table, schema_name=schema)
+    try:
+        batch = asset.get_batch_definition("whole")
+    except KeyError:
+        batch = asset.add_batch_definition_whole_table("whole")
+    suite = load_suite(suite_name, group)
+    try:
+        context.suites.delete(suite.name)
+    except Exception:
+        pass
+    suite = context.suites.add(suite)
+    definition_name = f"{group}.{suite_name}.{run_name}"
+    try:
+        context.validation_definitions.delete(definition_name)
+    except Exception:
+        pass
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=definition_name, data=batch, suite=suite))
+    return definition.run(result_format=RESULT_FORMAT)
+
+
+def validate_file(warehouse: Warehouse, file_id: int) -> dict:
+    """Run the extract's suite on this file's staged rows; quarantine rows failing critical checks.
+
+    Returns counts per expectation (for logs and XCom).
+    """
+    with warehouse.connect() as conn:
+        extract, status = conn.execute("SELECT extract, status FROM ingest.files WHERE file_id = %s",
+                                       (file_id,)).fetchone()
+    if status != "staged":
+        return {"file_id": file_id, "skipped": status}
+    view = f"{extract}__file_{file_id}"
+    with warehouse.transaction() as conn:
+        conn.execute(sql.SQL("CREATE OR REPLACE VIEW staging.{} AS SELECT * FROM staging.{} WHERE file_id = {}")
+                     .format(sql.Identifier(view), sql.Identifier(extract), sql.Literal(file_id)))
+    try:
+        result = run_suite(warehouse, extract, "staging", view, "extracts", f"file_{file_id}")
+        summary = _store_results(warehouse, file_id, extract, view, result)
+    finally:
+        with warehouse.transaction() as conn:
+            conn.execute(sql.SQL("DROP VIEW IF EXISTS staging.{}").format(sql.Identifier(view)))
+    return summary
+
+
+def _failing_rows_query(res, view: str) -> str | None:
+    """SQL selecting row_number of the rows a failed expectation found, from what GX reported."""
+    config = res.expectation_config
+    if config.type == "unexpected_rows_expectation":
+        query = config.kwargs["unexpected_rows_query"].replace("{batch}", f'staging."{view}"')
+        return f"SELECT row_number FROM ({query}) AS failing"
+    query = (res.result or {}).get("unexpected_index_query")
+    if not query or not isinstance(query, str):
+        return None
+    return f"SELECT row_number FROM ({query.rstrip().rstrip(';')}) AS failing"
+
+
+def _store_results(warehouse: Warehouse, file_id: int, extract: str, view: str, result) -> dict:
+    summary = {"file_id": file_id, "success": bool(result.success), "failed": {}}
+    with warehouse.transaction() as conn:
+        conn.execute("DELETE FROM ingest.validation_results WHERE file_id = %s", (file_id,))
+        for res in result.results:
+            config = res.expectation_config
+            meta = config.meta or {}
+            column = config.kwargs.get("column") or ",".join(config.kwargs.get("column_list", []))
+            unexpected = (res.result or {}).get("unexpected_count")
+            if unexpected is None and config.type == "unexpected_rows_expectation":
+                unexpected = (res.result or {}).get("observed_value")
+            conn.execute(
+                "INSERT INTO ingest.validation_results (file_id, suite, expectation, column_name, success,"
+                " unexpected_count, element_count, result) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (file_id, extract, config.type, column or None, bool(res.success), unexpected,
+                 (res.result or {}).get("element_count"),
+                 json.dumps({"meta": meta, "severity": str(config.severity)}, ensure_ascii=False, default=str)))
+            if res.success:
+                continue
+            label = f"{config.type}({column})" if column else config.type
+            summary["failed"][label] = unexpected
+            if str(getattr(config.severity, "value", config.severity)) != "critical":
+                continue
+            rows_query = _failing_rows_query(res, view)
+            if rows_query is None:
+                raise RuntimeError(f"cannot find the failing rows of {label}; add a query for it")
+            rule = meta.get("rule", config.type)
+            reason = meta.get("reason_zh", config.description or config.type)
+            value_expr = sql.SQL("s.{}::text").format(sql.Identifier(column)) if column and "," not in column \
+                else sql.SQL("NULL")
+            conn.execute(sql.SQL(
+                "INSERT INTO ingest.quarantine (file_id, row_number, column_name, value_raw, rule, reason, row_raw) "
+                "SELECT s.file_id, s.row_number, %s, {value}, %s, %s, to_jsonb(s) - 'file_id' - 'as_of' "
+                "FROM staging.{view} s WHERE s.row_number IN ({rows})"
+            ).format(value=value_expr, view=sql.Identifier(view), rows=sql.SQL(rows_query)),
+                (column or None, rule, reason))
+        conn.execute(
+            "UPDATE ingest.files SET status = 'validated', rows_quarantined = "
+            "(SELECT count(DISTINCT row_number) FROM ingest.quarantine WHERE file_id = %s) WHERE file_id = %s",
+            (file_id, file_id))
+    if summary["failed"]:
+        log.info("validation of file %s (%s): %s", file_id, extract,
+                 ", ".join(f"{k}: {v}" for k, v in summary["failed"].items()))
+    return summary
+
+

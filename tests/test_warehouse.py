@@ -1,0 +1,87 @@
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from crosscheck import warehouse as wh
+
+
+def test_migrations_create_the_schemas(warehouse):
+    with warehouse.connect() as conn:
+        schemas = {r[0] for r in conn.execute("SELECT schema_name FROM information_schema.schemata")}
+        applied = [r[0] for r in conn.execute("SELECT name FROM meta.schema_migrations ORDER BY version")]
+    assert {"meta", "ingest", "staging", "core", "mart"} <= schemas
+    assert applied == [p.name for p in wh.migration_files()]
+
+
+def test_migrate_is_idempotent(warehouse):
+    with warehouse.connect() as conn:
+        before = conn.execute("SELECT version, applied_at FROM meta.schema_migrations ORDER BY 1").fetchall()
+    assert warehouse.migrate() == []
+    assert warehouse.migrate() == []
+    with warehouse.connect() as conn:
+        after = conn.execute("SELECT version, applied_at FROM meta.schema_migrations ORDER BY 1").fetchall()
+    assert before == after
+
+
+def test_concurrent_migrations_apply_once(warehouse_server):
+    """Two processes migrating a new database at once: each migration is applied exactly once."""
+    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
+    url = wh.with_database(warehouse_server, name)
+    wh.ensure_database(warehouse_server, name)
+    code = "import sys; from crosscheck.warehouse import Warehouse; print(len(Warehouse(sys.argv[1]).migrate()))"
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        counts = sorted(int(p.communicate(timeout=120)[0].strip()) for p in procs)
+        assert counts == [0, len(wh.migration_files())]
+    finally:
+        wh.drop_database(warehouse_server, name)
+
+
+def test_edited_migration_is_refused(fresh_warehouse):
+    with fresh_warehouse.connect() as conn:
+        conn.execute("UPDATE meta.schema_migrations SET sha256 = 'x' WHERE version = 1")
+        conn.commit()
+    with pytest.raises(RuntimeError, match="changed after it was applied"):
+        fresh_warehouse.migrate()
+
+
+def test_url_override_from_environment(monkeypatch, warehouse_server):
+    """CROSSCHECK_WAREHOUSE_URL points the warehouse at that server instead of the embedded one."""
+    from crosscheck import settings
+
+    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
+    url = wh.with_database(warehouse_server, name)
+    monkeypatch.setenv("CROSSCHECK_WAREHOUSE_URL", url.replace("postgresql://", "postgresql+psycopg://", 1))
+    settings.get_settings.cache_clear()
+    try:
+        w = wh.open_warehouse()
+        assert w.url == url
+        with w.connect() as conn:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == name
+    finally:
+        settings.get_settings.cache_clear()
+        wh.drop_database(warehouse_server, name)
+
+
+def test_embedded_server_starts_and_stops_in_its_own_folder(tmp_path):
+    """A separate embedded server in a fresh folder: initdb, start, query, stop cleanly."""
+    code = (
+        "import sys; from pathlib import Path; import psycopg;"
+        "from crosscheck import warehouse as wh;"
+        "s = wh.embedded_server(Path(sys.argv[1]));"
+        "print(psycopg.connect(s.get_uri('postgres')).execute('SELECT 1').fetchone()[0]);"
+        "wh.stop_embedded_server()"
+    )
+    pgdata = tmp_path / "pgdata"
+    out = subprocess.run([sys.executable, "-c", code, str(pgdata)], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("1")
+    assert (pgdata / "PG_VERSION").exists()
+    assert not (pgdata / "postmaster.pid").exists(), "server still running after the last user left"
+
+
+def test_redact_hides_password():
+    assert wh.redact("postgresql://u:secret@h:5432/d") == "postgresql://u:***@h:5432/d"
+    assert wh.redact("postgresql://u@h/d") == "postgresql://u@h/d"
