@@ -101,11 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class RunFailed(Exception):
-    """A night that could not complete; the message is the one-line reason."""
-
-
 def main(argv: list[str] | None = None) -> int:
+    from crosscheck.pipeline import RunFailed
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

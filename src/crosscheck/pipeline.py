@@ -1,0 +1,147 @@
+"""The night, as functions: what ``crosscheck run`` calls in-process and what Airflow tasks call one by one.
+
+    ingest_department  pick-up → archive → read/normalise → stage → GX validate → load core → receipts
+    compare_night      freshness, rules, findings, indicators (crosscheck.compare)
+    publish_night      mismatches.csv, kpis.csv, report.html, work lists
+    run_night          all of it, for every department, under a lock so two runs never overlap
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from crosscheck.ingest import FileOutcome, file_outcome, load_file, record_rejected_drop, stage_drop
+from crosscheck.pickup import scan
+from crosscheck.receipts import write_receipt
+from crosscheck.settings import DEPARTMENTS, Settings, get_settings
+from crosscheck.warehouse import Warehouse, open_warehouse, redact
+
+log = logging.getLogger(__name__)
+
+NIGHT_LOCK = 0x6E69676874  # advisory lock key: one night run at a time per warehouse
+
+
+class RunFailed(Exception):
+    """The night could not complete; the message is a one-line reason for the operator."""
+
+
+def ingest_department(warehouse: Warehouse, department: str, landing: Path, settings: Settings) -> list[FileOutcome]:
+    """Every file of one department's drop folder, each in its own transactions: one bad file never
+    stops the others. Infrastructure errors (database down) propagate so the task is retried."""
+    from crosscheck.validate import validate_file
+
+    outcomes = []
+    for drop in scan(landing, settings, [department]):
+        if drop.state == "waiting":
+            log.info("%s/%s: waiting — %s", department, drop.name, drop.reason)
+            continue
+        if drop.state == "rejected":
+            outcome = record_rejected_drop(warehouse, drop)
+        else:
+            outcome = stage_drop(warehouse, drop, settings)
+            if outcome.status == "staged":
+                validate_file(warehouse, outcome.file_id)
+                outcome = load_file(warehouse, outcome.file_id)
+        if outcome is None or outcome.status == "skipped":
+            continue
+        write_receipt(warehouse, outcome.file_id, settings.outbox_dir)
+        log.info("%s", outcome.summary())
+        outcomes.append(outcome)
+    return outcomes
+
+
+@dataclass
+class NightResult:
+    as_of: date
+    out_dir: Path
+    files: list[FileOutcome] = field(default_factory=list)
+    compare: object = None
+    outputs: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        by_status = Counter(f.status for f in self.files)
+        lines = [f"night {self.as_of}: files " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+                                                  or "none new")]
+        received = sum(f.rows_received for f in self.files)
+        loaded = sum(f.rows_loaded for f in self.files)
+        quarantined = sum(f.rows_quarantined for f in self.files)
+        lines.append(f"rows received {received}, loaded {loaded}, quarantined {quarantined}")
+        if self.compare is not None and hasattr(self.compare, "describe"):
+            lines.append(self.compare.describe())
+        for name, path in self.outputs.items():
+            lines.append(f"{name}: {path}")
+        lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items()))
+        return "\n".join(lines)
+
+
+@contextmanager
+def night_lock(warehouse: Warehouse, wait: bool = False):
+    """Hold the warehouse-wide night lock; refuse (or wait) when another run holds it."""
+    with warehouse.connect(autocommit=True) as conn:
+        if wait:
+            conn.execute("SELECT pg_advisory_lock(%s)", (NIGHT_LOCK,))
+        elif not conn.execute("SELECT pg_try_advisory_lock(%s)", (NIGHT_LOCK,)).fetchone()[0]:
+            raise RunFailed("another crosscheck run is in progress on this warehouse; try again when it ends")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (NIGHT_LOCK,))
+
+
+def compare_night(warehouse: Warehouse, as_of: date, settings: Settings):
+    from crosscheck.compare import run_compare
+
+    return run_compare(warehouse, as_of, settings)
+
+
+def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
+    """Write the files interface.md promises for the night into out_dir."""
+    from crosscheck.compare import write_kpis, write_mismatches
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = {"mismatches": out_dir / "mismatches.csv", "kpis": out_dir / "kpis.csv"}
+    write_mismatches(warehouse, as_of, outputs["mismatches"])
+    write_kpis(warehouse, as_of, outputs["kpis"])
+    try:
+        from crosscheck.report import write_report
+    except ImportError:  # the report module arrives with the Reports issue
+        return outputs
+    outputs.update(write_report(warehouse, as_of, out_dir, settings))
+    return outputs
+
+
+def run_night(landing: Path, as_of: date, warehouse_url: str | None = None, out_dir: Path | None = None,
+              settings: Settings | None = None) -> NightResult:
+    settings = settings or get_settings()
+    if not landing.is_dir():
+        raise RunFailed(f"landing folder {landing} does not exist")
+    try:
+        warehouse = open_warehouse(warehouse_url)
+    except Exception as exc:  # an unreachable server is the operator's first question
+        target = redact(warehouse_url) if warehouse_url else "the embedded PostgreSQL"
+        raise RunFailed(f"cannot open the warehouse at {target}: {str(exc).splitlines()[0]}") from exc
+    out_dir = out_dir or settings.reports_dir / as_of.isoformat()
+    result = NightResult(as_of, out_dir)
+    with night_lock(warehouse):
+        started = time.perf_counter()
+        for department in DEPARTMENTS:
+            result.files += ingest_department(warehouse, department, landing, settings)
+        result.seconds["ingest"] = time.perf_counter() - started
+        started = time.perf_counter()
+        result.compare = compare_night(warehouse, as_of, settings)
+        result.seconds["compare"] = time.perf_counter() - started
+        started = time.perf_counter()
+        result.outputs = publish_night(warehouse, as_of, out_dir, settings)
+        result.seconds["publish"] = time.perf_counter() - started
+    return result
+
+
+__all__ = ["RunFailed", "compare_night", "file_outcome", "ingest_department", "night_lock", "publish_night",
+           "run_night"]

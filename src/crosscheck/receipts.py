@@ -1,0 +1,78 @@
+"""Receipts (回执): for every file a department drops, an HTML page a clerk can read and a JSON twin.
+
+Written to ``outbox/<dept>/<file name>.<file_id>.receipt.{html,json}`` from what the warehouse
+recorded, so a receipt can be rewritten at any time from ``ingest.files`` and ``ingest.quarantine``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from crosscheck.contracts import contracts
+from crosscheck.settings import INCLUDE_DIR
+from crosscheck.warehouse import Warehouse
+
+DEPARTMENT_ZH = {"civil": "区民政局", "poverty": "区扶贫办（乡村振兴局）", "finance": "区财政局",
+                 "hrss": "区人力资源和社会保障局"}
+STATUS_ZH = {"loaded": "已接收入库", "rejected": "拒收（整个文件未入库）", "duplicate": "重复报送（未重复入库）",
+             "superseded": "已入库，后被同日期的更正文件替代", "staged": "处理中", "validated": "处理中",
+             "receiving": "处理中", "abandoned": "处理中断，已重新处理"}
+HTML_ROW_LIMIT = 2000  # more rejected rows than this are listed in the JSON twin only
+
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(INCLUDE_DIR / "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("receipt.html.j2")
+
+
+def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
+    with warehouse.connect() as conn:
+        f = conn.execute(
+            "SELECT department, extract, as_of, file_name, sha256, format, encoding, header_mapping, "
+            "received_at, status, reason, rows_received, rows_loaded, rows_quarantined, warnings "
+            "FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
+        rejected = conn.execute(
+            "SELECT row_number, column_name, value_raw, rule, reason FROM ingest.quarantine "
+            "WHERE file_id = %s ORDER BY row_number, column_name NULLS FIRST", (file_id,)).fetchall()
+    (department, extract, as_of, file_name, sha, fmt, encoding, mapping, received_at, status, reason,
+     received, loaded, quarantined, warnings) = f
+    contract = contracts().get(extract) if extract else None
+    header_of = {}
+    if contract:
+        header_of = {c.name: c.header for c in contract.columns}
+    for found, canonical in mapping or []:
+        header_of[canonical] = found  # name the column as the sender wrote it
+    warnings_list = warnings if isinstance(warnings, list) else [f"{k}：{v}" for k, v in (warnings or {}).items()]
+    return {
+        "file_id": file_id, "department": department, "department_zh": DEPARTMENT_ZH.get(department, department),
+        "extract": extract, "extract_title": contract.title if contract else None,
+        "as_of": as_of.isoformat() if as_of else None, "file_name": file_name, "sha256": sha,
+        "format": fmt, "encoding": encoding, "received_at": f"{received_at:%Y-%m-%d %H:%M:%S}",
+        "status": status, "status_zh": STATUS_ZH.get(status, status), "reason": reason,
+        "rows_received": received, "rows_loaded": loaded, "rows_quarantined": quarantined,
+        "header_mapping": [[found, contract.column(c).header if contract else c] for found, c in (mapping or [])],
+        "warnings": [str(w) for w in warnings_list],
+        "rejected_count": len(rejected),
+        "rejected_rows": [
+            {"row_number": r[0], "column": header_of.get(r[1], r[1]) if r[1] else None, "value": r[2],
+             "rule": r[3], "reason": r[4]} for r in rejected],
+    }
+
+
+def write_receipt(warehouse: Warehouse, file_id: int, outbox_dir: Path) -> Path:
+    """Write the HTML receipt and its JSON twin; return the HTML path."""
+    data = receipt_data(warehouse, file_id)
+    folder = outbox_dir / data["department"]
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{data['file_name']}.{file_id}.receipt"
+    (folder / f"{stem}.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    shown = dict(data, rejected_rows=data["rejected_rows"][:HTML_ROW_LIMIT])
+    html_path = folder / f"{stem}.html"
+    html_path.write_text(_template().render(r=shown), encoding="utf-8")
+    return html_path
