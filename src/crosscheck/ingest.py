@@ -155,12 +155,6 @@ def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extrac
     copy_staging = sql.SQL("COPY staging.{} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
         sql.Identifier(contract.extract), sql.SQL(", ").join(map(sql.Identifier, staged_cols)))
 
-    for bad_row in getattr(extract, "invalid_rows", []) or []:
-        # Malformed lines (wrong number of fields, e.g. a truncated file) never reach a batch.
-        received += 1
-        quarantined += 1
-        _quarantine(conn, [(file_id, bad_row[0], None, bad_row[2] if len(bad_row) > 2 else None, "ROW",
-                            bad_row[1], None)])
     for batch in extract.batches():
         n = batch.num_rows
         received += n
@@ -193,7 +187,11 @@ def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extrac
         pacsv.write_csv(table, buffer)
         with conn.cursor().copy(copy_staging) as copy:
             copy.write(buffer.getvalue())
-    return received, quarantined
+    # Malformed lines (wrong number of fields, e.g. a truncated file) never reach a batch; the reader
+    # collects them while batches are read, so they are counted after the last batch.
+    invalid = list(extract.invalid_rows)
+    _quarantine(conn, [(file_id, bad.row or 0, None, bad.raw, "ROW", bad.reason, None) for bad in invalid])
+    return received + len(invalid), quarantined + len(invalid)
 
 
 def _quarantine(conn, records) -> None:

@@ -1,0 +1,35 @@
+"""Personal-data protection for anything meant for wide distribution, and spreadsheet safety."""
+
+from __future__ import annotations
+
+import re
+
+_ID18 = re.compile(r"^[0-9]{17}[0-9Xx]$")
+
+
+def mask_id(value: str | None) -> str | None:
+    """``500151199001011234`` → ``500151********1234``: region code and last four stay, birth date goes.
+
+    Anything that is not an 18-character ID (a damaged one, as received) keeps only its first
+    six and last four characters too, so no full number leaks whatever its shape.
+    """
+    if value is None:
+        return None
+    text = str(value)
+    if len(text) <= 10:
+        return "*" * len(text)
+    return text[:6] + "*" * (len(text) - 10) + text[-4:]
+
+
+def is_full_id(value: str) -> bool:
+    return bool(_ID18.match(value or ""))
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value):
+    """A text cell that a spreadsheet would run as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value

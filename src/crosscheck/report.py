@@ -1,0 +1,164 @@
+"""The night's quality report: one self-contained ``report.html`` (inline CSS, JS and SVG charts).
+
+Charts are drawn by matplotlib into SVG with text kept as text (``svg.fonttype = none``), so
+Chinese labels are rendered by the reader's browser fonts and nothing is fetched from a network.
+ID numbers are masked. Data come only from the warehouse's mart and ingest tables.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from crosscheck.masking import mask_id
+from crosscheck.settings import INCLUDE_DIR, Settings
+from crosscheck.warehouse import Warehouse
+
+HEADLINE = ["参保率", "代缴率", "待遇应享尽享率", "贫困人员就业人数", "公益性岗位安置", "死亡冒领金额"]
+SEVERITY_ORDER = ["critical", "high", "medium", "low"]
+SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低"}
+STATUS_ZH = {"new": "新增", "open": "持续", "resolved": "已消除"}
+RULE_GROUPS = {"ID": "基础信息", "SS": "社保扶贫", "EM": "就业扶贫"}
+
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(INCLUDE_DIR / "templates"), autoescape=True)
+    env.filters["tojson_safe"] = lambda v: json.dumps(v, ensure_ascii=False).replace("</", "<\\/")
+    return env.get_template("report.html.j2")
+
+
+def _rows(conn, query: str, params=()) -> list[dict]:
+    cur = conn.execute(query, params)
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def gather(warehouse: Warehouse, as_of: date) -> dict:
+    """Everything the report shows, as plain data (also handy for tests)."""
+    with warehouse.connect() as conn:
+        findings = _rows(conn, """
+            SELECT f.rule_code, f.severity, f.id_number, f.name, f.town, f.village, f.departments, f.period,
+                   f.detail, f.amount, n.status, f.first_seen, f.last_seen
+            FROM mart.finding_nights n JOIN mart.findings f USING (finding_id)
+            WHERE n.as_of = %s ORDER BY f.rule_code, f.town NULLS LAST, f.id_number, f.period""", (as_of,))
+        indicators = _rows(conn, """SELECT as_of, indicator, scope, numerator, denominator, value
+            FROM mart.indicators WHERE as_of <= %s ORDER BY as_of, indicator, scope""", (as_of,))
+        freshness = _rows(conn, """SELECT department, extract, data_as_of, age_days, stale
+            FROM mart.freshness WHERE as_of = %s ORDER BY department, extract""", (as_of,))
+        previous = conn.execute("SELECT max(as_of) FROM mart.runs WHERE as_of < %s", (as_of,)).fetchone()[0]
+        files = _rows(conn, """SELECT file_id, department, extract, as_of, file_name, status, reason,
+                   rows_received, rows_loaded, rows_quarantined, received_at
+            FROM ingest.files
+            WHERE status <> 'abandoned' AND ((as_of <= %s AND as_of > coalesce(%s, '-infinity'::date))
+                  OR (as_of IS NULL AND received_at::date <= %s))
+            ORDER BY department, file_name, file_id""", (as_of, previous, as_of))
+    return {"findings": findings, "indicators": indicators, "freshness": freshness, "files": files}
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined in HTML
+
+
+def _charts(data: dict, as_of: date) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "font.family": ["Microsoft YaHei", "Noto Sans CJK SC",
+                         "PingFang SC", "sans-serif"], "font.size": 10, "svg.hashsalt": "crosscheck"})
+    charts = {}
+    district = [r for r in data["indicators"] if r["scope"] == "district"]
+    for name in HEADLINE:
+        series = [(r["as_of"], r["value"]) for r in district if r["indicator"] == name and r["value"] is not None]
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(3.4, 1.6))
+        xs = [s[0] for s in series]
+        ys = [float(s[1]) for s in series]
+        ax.plot(xs, ys, marker="o", color="#2f6db5")
+        ax.set_title(name)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        ax.grid(alpha=0.3)
+        fig.autofmt_xdate()
+        charts[name] = _svg(fig)
+    by_rule: dict[str, dict[str, int]] = {}
+    for f in data["findings"]:
+        by_rule.setdefault(f["rule_code"], {"new": 0, "open": 0, "resolved": 0})[f["status"]] += 1
+    if by_rule:
+        rules = sorted(by_rule)
+        fig, ax = plt.subplots(figsize=(9, 2.8))
+        bottom = [0] * len(rules)
+        for status, colour in (("new", "#d9534f"), ("open", "#f0ad4e"), ("resolved", "#5cb85c")):
+            values = [by_rule[r][status] for r in rules]
+            ax.bar(rules, values, bottom=bottom, color=colour, label=STATUS_ZH[status])
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        ax.legend(ncols=3, fontsize=8)
+        ax.set_title(f"{as_of} 各规则问题数（新增/持续/已消除）")
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+        charts["by_rule"] = _svg(fig)
+    return charts
+
+
+def render(data: dict, as_of: date, links: dict) -> str:
+    findings = data["findings"]
+    table = [{
+        "rule": f["rule_code"], "severity": f["severity"], "id": mask_id(f["id_number"]), "name": f["name"] or "",
+        "town": f["town"] or "", "village": f["village"] or "", "departments": f["departments"] or "",
+        "period": f["period"] or "", "detail": f["detail"] or "",
+        "amount": None if f["amount"] is None else float(f["amount"]), "status": f["status"],
+        "first_seen": str(f["first_seen"]), "last_seen": str(f["last_seen"]),
+    } for f in findings]
+    counts = {s: sum(1 for f in findings if f["status"] == s) for s in STATUS_ZH}
+    by_severity = {s: sum(1 for f in findings if f["severity"] == s and f["status"] != "resolved")
+                   for s in SEVERITY_ORDER}
+    rules = sorted({f["rule_code"] for f in findings})
+    towns = sorted({f["town"] for f in findings if f["town"]})
+    town_grid = []
+    for town in towns:
+        row = {"town": town, "total": 0, "by_group": {}}
+        for f in findings:
+            if f["town"] == town and f["status"] != "resolved":
+                group = RULE_GROUPS.get(f["rule_code"][:2], "其他")
+                row["by_group"][group] = row["by_group"].get(group, 0) + 1
+                row["total"] += 1
+        town_grid.append(row)
+    top = max((r["total"] for r in town_grid), default=0) or 1
+    headline = []
+    for name in HEADLINE:
+        current = next((r for r in data["indicators"] if r["indicator"] == name and r["scope"] == "district"
+                        and r["as_of"] == as_of), None)
+        headline.append({"name": name, "row": current})
+    return _template().render(
+        as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
+        status_zh=STATUS_ZH, rules=rules, towns=towns, town_grid=town_grid, top=top, groups=list(RULE_GROUPS.values()),
+        headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=data["files"],
+        indicators=[r for r in data["indicators"] if r["as_of"] == as_of], links=links,
+    )
+
+
+def write_report(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
+    """Write report.html into out_dir; return {"report": path}."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    links = {}
+    docs = out_dir / "data_docs" / "index.html"
+    if docs.exists():
+        links["data_docs"] = "data_docs/index.html"
+    if settings.outbox_dir.exists():
+        links["receipts"] = os.path.relpath(settings.outbox_dir, out_dir)
+    path = out_dir / "report.html"
+    path.write_text(render(gather(warehouse, as_of), as_of, links), encoding="utf-8")
+    return {"report": path}

@@ -1,0 +1,334 @@
+"""One test per file mess: encodings, BOM, title rows, header spellings, truncation, XLSX and Parquet."""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import date, datetime
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from openpyxl import Workbook
+
+from crosscheck import read
+from crosscheck.contracts import contracts
+from crosscheck.normalise import normalise_id
+from crosscheck.read import FileRejected, header_key, match_headers, open_extract
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def make_id(region: str = "500151", birth: str = "19900101", seq: str = "123") -> str:
+    body = region + birth + seq
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, WEIGHTS, strict=True)) % 11]
+
+
+ID1, ID2, ID3 = make_id(seq="101"), make_id(seq="102"), make_id(seq="103")
+TRAINING = contracts()["training"]
+PAYMENTS = contracts()["payments"]
+HEADER = "身份证号,姓名,培训工种,培训机构,结业日期,是否合格,培训补贴,交通食宿补贴"
+
+
+def rows_of(extract) -> list[dict]:
+    out = []
+    for batch in extract.batches(batch_size=2):
+        assert batch.schema.names == [*TRAINING.column_names, "_row"] or batch.schema.names[-1] == "_row"
+        out.extend(batch.to_pylist())
+    return out
+
+
+def write(tmp_path, name: str, text: str, encoding: str = "utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+# --------------------------------------------------------------------------------------------- CSV
+
+
+def test_utf8_csv_rows_and_line_numbers(tmp_path):
+    path = write(
+        tmp_path,
+        "training_20261128.csv",
+        f"{HEADER}\n{ID1},张三,焊工,铜梁职校,2026-11-28,是,1500,200\n{ID2},李四,厨师,,2026/11/28,否,,\n",
+    )
+    ext = open_extract(path, TRAINING)
+    assert ext.format == "csv" and ext.encoding == "utf-8" and ext.header_row == 1
+    rows = rows_of(ext)
+    assert [r["_row"] for r in rows] == [2, 3]
+    assert (
+        rows[0]["id_number"] == ID1 and rows[0]["trade"] == "焊工" and rows[0]["training_subsidy"] == "1500"
+    )
+    assert rows[1]["institution"] is None and rows[1]["completion_date"] == "2026/11/28"
+    assert ext.header_mapping[0] == ("身份证号", "id_number")
+    assert not ext.invalid_rows
+
+
+def test_bom_csv(tmp_path):
+    path = tmp_path / "training_20261128.csv"
+    path.write_bytes(f"{HEADER}\n{ID1},张三,焊工,,2026-11-28,是,,\n".encode("utf-8-sig"))
+    ext = open_extract(path, TRAINING)
+    assert ext.encoding == "utf-8-sig"
+    assert ("身份证号", "id_number") in ext.header_mapping
+    assert rows_of(ext)[0]["id_number"] == ID1
+
+
+def test_gb18030_csv(tmp_path):
+    text = f"{HEADER}\n{ID1},欧阳·娜娜,龙灯彩扎,坪漆村龙灯彩扎基地,2026年11月28日,合格,800,\n"
+    path = write(tmp_path, "training_20261128.csv", text, "gb18030")
+    with pytest.raises(UnicodeDecodeError):
+        path.read_bytes().decode("utf-8")
+    ext = open_extract(path, TRAINING)
+    assert ext.encoding == "gb18030"
+    row = rows_of(ext)[0]
+    assert (
+        row["name"] == "欧阳·娜娜"
+        and row["institution"] == "坪漆村龙灯彩扎基地"
+        and row["qualified"] == "合格"
+    )
+
+
+def test_gbk_large_file_detected_by_whole_file(tmp_path):
+    # the first megabytes are pure ASCII: only a whole-file check sees the GB18030 bytes at the end
+    line = f"{ID1},ZS,weld,,2026-11-28,1,,\n"
+    text = HEADER + "\n" + line * 60_000 + f"{ID2},王五,焊工,,2026-11-28,是,,\n"
+    path = write(tmp_path, "training_20261128.csv", text, "gb18030")
+    ext = open_extract(path, TRAINING)
+    assert ext.encoding == "gb18030"
+    rows = [r for b in ext.batches(batch_size=100_000) for r in b.to_pylist()]
+    assert len(rows) == 60_001 and rows[-1]["name"] == "王五" and rows[-1]["_row"] == 60_002
+
+
+def test_undecodable_csv_rejected(tmp_path):
+    path = tmp_path / "training_20261128.csv"
+    path.write_bytes(HEADER.encode() + b"\n\xff\xfe\xff,x\n")
+    with pytest.raises(FileRejected) as exc:
+        open_extract(path, TRAINING)
+    assert "编码" in exc.value.reason
+
+
+def test_title_row_csv(tmp_path):
+    text = f"铜梁区2026年11月职业技能培训,,,,,,,\n{HEADER}\n{ID1},张三,焊工,,2026-11-28,是,,\n"
+    ext = open_extract(write(tmp_path, "training_20261128.csv", text), TRAINING)
+    assert ext.header_row == 2
+    assert [r["_row"] for r in rows_of(ext)] == [3]
+    assert any("标题行" in w for w in ext.warnings)
+
+
+def test_alias_bracket_and_full_width_headers(tmp_path):
+    header = " 领取人身份证号 ,领取人姓名,项目名称,所属期间,发放金额(元),发放日期,流水号,备注"
+    text = f'{header}\n{ID1},张三,低保金,202611,"1,234.50",2026-11-28,F001,x\n'
+    ext = open_extract(write(tmp_path, "payments_20261128.csv", text), PAYMENTS)
+    mapping = dict((c, h) for h, c in ext.header_mapping)
+    assert mapping["amount"] == "发放金额(元)" and mapping["id_number"].strip() == "领取人身份证号"
+    assert any("备注" in w for w in ext.warnings)  # unknown column ignored, reported
+    row = next(ext.batches()).to_pylist()[0]
+    assert row["amount"] == "1,234.50" and row["serial_no"] == "F001" and row["bank_account"] is None
+
+
+def test_header_key_variants():
+    assert header_key("发放金额（元）") == header_key(" 发放金额(元) ") == header_key("发放金额【元】")
+    assert header_key("ＩＤ") == header_key("id")
+    headers = ["身份证号码", "姓名", "培训项目", "结业日期", "考核结果", "培训补贴（元）", "", ""]
+    m = match_headers(headers, TRAINING)
+    assert m["id_number"] == 0 and m["trade"] == 2 and m["qualified"] == 4 and m["training_subsidy"] == 5
+
+
+def test_missing_required_column_names_closest(tmp_path):
+    text = "身份正号,姓名,培训工种,结业时间\n1,2,3,4\n"
+    with pytest.raises(FileRejected) as exc:
+        open_extract(write(tmp_path, "training_20261128.csv", text), TRAINING)
+    err = exc.value
+    assert "身份证号" in err.reason and "结业日期" in err.reason
+    assert set(err.details["missing_columns"]) == {"身份证号", "结业日期"}
+    assert "身份正号" in err.details["closest_headers"]["身份证号"]
+    assert "结业时间" in err.details["closest_headers"]["结业日期"]
+
+
+def test_missing_optional_column_is_null(tmp_path):
+    text = f"身份证号,姓名,培训工种,结业日期\n{ID1},张三,焊工,2026-11-28\n"
+    row = rows_of(open_extract(write(tmp_path, "training_20261128.csv", text), TRAINING))[0]
+    assert row["qualified"] is None and row["travel_subsidy"] is None
+
+
+def test_truncated_last_row_collected_as_invalid(tmp_path):
+    text = f"{HEADER}\n{ID1},张三,焊工,,2026-11-28,是,,\n{ID2},李四,厨师,,2026-11-28,是,,\n{ID3},王"
+    ext = open_extract(write(tmp_path, "training_20261128.csv", text), TRAINING)
+    rows = rows_of(ext)
+    assert [r["_row"] for r in rows] == [2, 3]
+    assert len(ext.invalid_rows) == 1
+    bad = ext.invalid_rows[0]
+    assert bad.row == 4 and "该行列数不对（可能文件被截断）" in bad.reason and bad.raw.startswith(ID3)
+    assert bad[0] == 4  # also a plain tuple (row, reason, raw)
+
+
+def test_ragged_rows_in_the_middle_keep_line_numbers(tmp_path):
+    text = (
+        f"{HEADER}\n"
+        f"{ID1},张三,焊工,,2026-11-28,是,,\n"
+        f"{ID2},李四\n"  # too few fields: invalid
+        f'{ID3},"王\n五",厨师,,2026-11-28,是,,\n'  # quoted newline: spans lines 4-5
+        f"{ID1},赵六,焊工,,2026-11-28,是,,,,\n"  # surplus empty fields: repaired
+        "\n"
+        f"{ID2},钱七,焊工,,2026-11-28,是,,\n"
+    )
+    ext = open_extract(write(tmp_path, "training_20261128.csv", text), TRAINING)
+    rows = rows_of(ext)
+    by_line = {r["_row"]: r["name"] for r in rows}
+    assert by_line == {2: "张三", 4: "王\n五", 6: "赵六", 8: "钱七"}
+    assert [(b.row, b.raw) for b in ext.invalid_rows] == [(3, f"{ID2},李四")]
+
+
+def test_blank_trailing_lines_and_empty_rows_skipped(tmp_path):
+    text = f"{HEADER},,\n{ID1},张三,焊工,,2026-11-28,是,,,,\n,,,,,,,,,\n\n{ID2},李四,焊工,,2026-11-28,是,,,,\n\n\n,,,,,,,,,\n"
+    ext = open_extract(write(tmp_path, "training_20261128.csv", text), TRAINING)
+    rows = rows_of(ext)
+    assert [(r["_row"], r["name"]) for r in rows] == [(2, "张三"), (5, "李四")]
+    assert not ext.invalid_rows
+
+
+def test_unsupported_extension(tmp_path):
+    with pytest.raises(FileRejected):
+        open_extract(write(tmp_path, "training_20261128.txt", HEADER), TRAINING)
+
+
+# -------------------------------------------------------------------------------------------- XLSX
+
+
+def make_xlsx(path, rows, title=None, sheet="Sheet1", extra_sheets=()):
+    wb = Workbook()
+    for name in extra_sheets:
+        wb.create_sheet(name).append(["nothing"])
+    ws = wb.active
+    ws.title = sheet
+    if title:
+        ws.append([title])
+    for r in rows:
+        ws.append(r)
+    wb.save(path)
+    return path
+
+
+def test_xlsx_title_row_cells_and_row_numbers(tmp_path):
+    header = HEADER.split(",")
+    path = make_xlsx(
+        tmp_path / "training_20261128.xlsx",
+        [
+            header,
+            [ID1, "张三", "焊工", None, datetime(2026, 11, 28), "是", 1500, 200.5],
+            [None] * 8,  # blank row: skipped
+            [5.00151199001011e17, "李四", "焊工", None, 46354, True, 1500.0, None],
+            [int(ID2[:17] + "0"), "王五", "焊工", None, date(2026, 11, 28), "否", None, None],
+        ],
+        title="铜梁区2026年11月职业技能培训",
+    )
+    ext = open_extract(path, TRAINING)
+    assert ext.format == "xlsx" and ext.header_row == 2 and ext.sheet == "Sheet1"
+    rows = rows_of(ext)
+    assert [r["_row"] for r in rows] == [3, 5, 6]
+    assert rows[0]["completion_date"] == "2026-11-28" and rows[0]["travel_subsidy"] == "200.5"
+    assert rows[0]["training_subsidy"] == "1500"
+    assert (
+        rows[1]["id_number"] == "5.00151199001011e+17" and normalise_id(rows[1]["id_number"]).rule == "ID02"
+    )
+    assert rows[1]["completion_date"] == "46354" and rows[1]["qualified"] == "True"
+    assert normalise_id(rows[2]["id_number"]).rule == "ID02"  # 18-digit number cell: always damage
+    assert rows[2]["completion_date"] == "2026-11-28"
+
+
+def test_xlsx_sheet_named_after_extract(tmp_path):
+    path = tmp_path / "training_20261128.xlsx"
+    wb = Workbook()
+    wb.active.title = "说明"
+    wb.active.append(["本表为职业技能培训"])
+    ws = wb.create_sheet("职业技能培训")
+    ws.append(HEADER.split(","))
+    ws.append([ID1, "张三", "焊工", None, "2026-11-28", "是", None, None])
+    wb.save(path)
+    ext = open_extract(path, TRAINING)
+    assert ext.sheet == "职业技能培训" and rows_of(ext)[0]["id_number"] == ID1
+
+
+def test_xlsx_missing_header_rejected(tmp_path):
+    path = make_xlsx(tmp_path / "training_20261128.xlsx", [["身份证", "名字"], [ID1, "张三"]])
+    with pytest.raises(FileRejected) as exc:
+        open_extract(path, TRAINING)
+    assert "身份证号" in exc.value.reason and exc.value.details["sheet"] == "Sheet1"
+
+
+def test_xlsx_that_is_csv_rejected(tmp_path):
+    path = write(tmp_path, "training_20261128.xlsx", f"{HEADER}\n{ID1},张三\n")
+    with pytest.raises(FileRejected) as exc:
+        open_extract(path, TRAINING)
+    assert "不是Excel工作簿" in exc.value.reason
+
+
+def test_xlsx_zip_bomb_guard(tmp_path, monkeypatch):
+    path = tmp_path / "training_20261128.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("xl/workbook.xml", "<workbook/>")
+        zf.writestr("xl/worksheets/sheet1.xml", "0" * (4 << 20))
+    with pytest.raises(FileRejected) as exc:
+        open_extract(path, TRAINING)
+    assert "压缩" in exc.value.reason
+    monkeypatch.setattr(read, "get_settings", lambda: SimpleNamespace(max_xlsx_uncompressed_bytes=1000))
+    with pytest.raises(FileRejected) as exc:
+        open_extract(path, TRAINING)
+    assert "过大" in exc.value.reason
+
+
+def test_zip_that_is_not_a_workbook_rejected(tmp_path):
+    path = tmp_path / "training_20261128.xlsx"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("word/document.xml", "<doc/>")
+    with pytest.raises(FileRejected):
+        open_extract(path, TRAINING)
+
+
+# ----------------------------------------------------------------------------------------- Parquet
+
+
+def test_parquet_cast_to_string_and_row_numbers(tmp_path):
+    table = pa.table(
+        {
+            "身份证号码": pa.array([ID1, None, "5.00151E+17"]),
+            "姓名": ["张三", None, "李四"],
+            "培训工种": ["焊工", None, "厨师"],
+            "结业日期": pa.array([date(2026, 11, 28), None, date(2026, 11, 27)]),
+            "培训补贴": pa.array([1500.0, None, 99.5]),
+            "是否合格": pa.array([True, None, False]),
+        }
+    )
+    path = tmp_path / "training_20261128.parquet"
+    pq.write_table(table, path)
+    ext = open_extract(path, TRAINING)
+    rows = rows_of(ext)
+    assert [r["_row"] for r in rows] == [2, 4]  # the all-null row is skipped
+    assert rows[0]["completion_date"] == "2026-11-28" and rows[0]["training_subsidy"] == "1500"
+    assert rows[1]["qualified"] == "false" and rows[1]["institution"] is None
+
+
+def test_parquet_float_id_is_damage(tmp_path):
+    path = tmp_path / "training_20261128.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "身份证号": [5.00151199001011e17],
+                "姓名": ["张三"],
+                "培训工种": ["焊工"],
+                "结业日期": ["2026-11-28"],
+            }
+        ),
+        path,
+    )
+    row = rows_of(open_extract(path, TRAINING))[0]
+    assert normalise_id(row["id_number"]).rule == "ID02"
+
+
+def test_parquet_missing_column_rejected(tmp_path):
+    path = tmp_path / "training_20261128.parquet"
+    pq.write_table(pa.table({"姓名": ["张三"]}), path)
+    with pytest.raises(FileRejected) as exc:
+        open_extract(path, TRAINING)
+    assert "身份证号" in exc.value.details["missing_columns"]
