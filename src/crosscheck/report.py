@@ -64,7 +64,9 @@ def gather(warehouse: Warehouse, as_of: date) -> dict:
 
 def _svg(fig) -> str:
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    # No creator/date metadata: the page stays byte-identical between reruns and names no web address.
+    fig.savefig(buffer, format="svg", bbox_inches="tight",
+                metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -73,13 +75,21 @@ def _svg(fig) -> str:
 
 
 def _charts(data: dict, as_of: date) -> dict:
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.dates import DateFormatter
+    from matplotlib.ticker import MaxNLocator
 
-    plt.rcParams.update({"svg.fonttype": "none", "font.family": ["Microsoft YaHei", "Noto Sans CJK SC",
-                         "PingFang SC", "sans-serif"], "font.size": 10, "svg.hashsalt": "crosscheck"})
+    # Text stays text in the SVG; the reader's browser draws it with its own Chinese fonts. Without a
+    # CJK font here matplotlib only mis-measures label widths, so its missing-glyph warning is noise.
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+    plt.rcParams.update({"svg.fonttype": "none", "font.family": ["sans-serif"], "font.sans-serif": [
+        "Microsoft YaHei", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "PingFang SC", "DejaVu Sans"],
+        "font.size": 10, "svg.hashsalt": "crosscheck"})
     charts = {}
     district = [r for r in data["indicators"] if r["scope"] == "district"]
     for name in HEADLINE:
@@ -91,9 +101,10 @@ def _charts(data: dict, as_of: date) -> dict:
         ys = [float(s[1]) for s in series]
         ax.plot(xs, ys, marker="o", color="#2f6db5")
         ax.set_title(name)
-        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+        ax.xaxis.set_major_locator(MaxNLocator(6))
+        ax.tick_params(axis="both", labelsize=7)
         ax.grid(alpha=0.3)
-        fig.autofmt_xdate()
         charts[name] = _svg(fig)
     by_rule: dict[str, dict[str, int]] = {}
     for f in data["findings"]:
@@ -109,6 +120,7 @@ def _charts(data: dict, as_of: date) -> dict:
         ax.legend(ncols=3, fontsize=8)
         ax.set_title(f"{as_of} 各规则问题数（新增/持续/已消除）")
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         charts["by_rule"] = _svg(fig)
     return charts
 
