@@ -104,15 +104,14 @@ def compare_night(warehouse: Warehouse, as_of: date, settings: Settings):
 def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
     """Write the files interface.md promises for the night into out_dir."""
     from crosscheck.compare import write_kpis, write_mismatches
+    from crosscheck.report import write_report
+    from crosscheck.worklists import write_worklists
 
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = {"mismatches": out_dir / "mismatches.csv", "kpis": out_dir / "kpis.csv"}
     write_mismatches(warehouse, as_of, outputs["mismatches"])
     write_kpis(warehouse, as_of, outputs["kpis"])
-    try:
-        from crosscheck.report import write_report
-    except ImportError:  # the report module arrives with the Reports issue
-        return outputs
+    outputs.update(write_worklists(warehouse, as_of, out_dir, settings))
     outputs.update(write_report(warehouse, as_of, out_dir, settings))
     return outputs
 

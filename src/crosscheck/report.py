@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from datetime import date
 from functools import cache
@@ -17,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from crosscheck.masking import mask_id
+from crosscheck.reference import towns as district_towns
 from crosscheck.settings import INCLUDE_DIR, Settings
 from crosscheck.warehouse import Warehouse
 
@@ -87,15 +89,16 @@ def _charts(data: dict, as_of: date) -> dict:
     # Text stays text in the SVG; the reader's browser draws it with its own Chinese fonts. Without a
     # CJK font here matplotlib only mis-measures label widths, so its missing-glyph warning is noise.
     warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     plt.rcParams.update({"svg.fonttype": "none", "font.family": ["sans-serif"], "font.sans-serif": [
-        "Microsoft YaHei", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "PingFang SC", "DejaVu Sans"],
+        "Microsoft YaHei", "Noto Sans CJK SC", "PingFang SC", "DejaVu Sans"],
         "font.size": 10, "svg.hashsalt": "crosscheck"})
     charts = {}
     district = [r for r in data["indicators"] if r["scope"] == "district"]
     for name in HEADLINE:
         series = [(r["as_of"], r["value"]) for r in district if r["indicator"] == name and r["value"] is not None]
-        if not series:
-            continue
+        if len(series) < 2:
+            continue  # a trend needs two nights
         fig, ax = plt.subplots(figsize=(3.4, 1.6))
         xs = [s[0] for s in series]
         ys = [float(s[1]) for s in series]
@@ -139,8 +142,10 @@ def render(data: dict, as_of: date, links: dict) -> str:
                    for s in SEVERITY_ORDER}
     rules = sorted({f["rule_code"] for f in findings})
     towns = sorted({f["town"] for f in findings if f["town"]})
+    # Every town of the district appears in the grid, a town with nothing open too.
+    grid_towns = list(district_towns()) + [t for t in towns if t not in district_towns()]
     town_grid = []
-    for town in towns:
+    for town in grid_towns:
         row = {"town": town, "total": 0, "by_group": {}}
         for f in findings:
             if f["town"] == town and f["status"] != "resolved":

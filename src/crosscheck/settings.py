@@ -53,6 +53,7 @@ class Settings:
     max_file_bytes: int = 512 * 1024 * 1024
     max_xlsx_uncompressed_bytes: int = 2 * 1024 * 1024 * 1024
     stale_after_days: int = 2
+    worklist_mask_ids: bool = True
     extra: dict = field(default_factory=dict)
 
 
@@ -62,7 +63,9 @@ def _tunables() -> dict:
         env = os.environ.get(f"CROSSCHECK_{key.upper()}")
         if env is None:
             continue
-        if isinstance(default, list):
+        if isinstance(default, bool):
+            values[key] = env.strip().lower() in ("1", "true", "yes", "是")
+        elif isinstance(default, list):
             values[key] = [v.strip() for v in env.split(",") if v.strip()]
         elif isinstance(default, int):
             values[key] = int(env)

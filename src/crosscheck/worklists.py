@@ -1,0 +1,131 @@
+"""Work lists for case workers: ``worklists/<town>.xlsx``, one sheet per rule group.
+
+Each sheet: a title, what each rule of the group means, then the table (Chinese headers, frozen
+header row, autofilter, a 核查结论 drop-down and a 备注 column). The layout is the one
+``compare.apply_feedback`` reads back when the filled-in file is dropped in the feedback folder.
+Text that a spreadsheet would run as a formula is neutralised; ID numbers are masked unless the
+setting ``worklist_mask_ids`` is off.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from crosscheck.compare import RULES, VERDICTS, WORKLIST_COLUMNS, WORKLIST_SHEETS
+from crosscheck.masking import mask_id, neutralise_formula
+from crosscheck.settings import Settings
+from crosscheck.warehouse import Warehouse
+
+# What each rule asks the case worker to check (rules.md, in plain words).
+EXPLANATIONS = {
+    "ID01": "身份证号无法使用（位数、字符、出生日期或校验位错误），请核实正确号码并通知报送部门更正。",
+    "ID02": "身份证号被Excel转换为数值而损坏，请报送部门将该列设为文本后重新导出。",
+    "ID03": "同一身份证号在两个部门登记的姓名不同，请核实以哪个为准。",
+    "ID04": "性别或出生日期与身份证号不一致，请核实并更正登记信息。",
+    "ID05": "同一人重复登记，或同时属于多个贫困户，请核实后保留一条。",
+    "ID06": "贫困户户主不是本户成员，请核实户主信息。",
+    "ID07": "其他部门有此人记录，但民政人口信息中没有，请核实户籍。",
+    "SS01": "贫困人口年满16周岁、非在校生、健在，但未参加城乡居民养老保险（应参未参）。",
+    "SS02": "代缴对象已参保，但本年未代缴保费（应代未代）。",
+    "SS03": "不属于代缴对象却有代缴记录（不在代缴范围）。",
+    "SS04": "人社登记的本年代缴金额与财政代缴发放合计不一致。",
+    "SS05": "贫困人口年满60周岁、已参保，但未正常领取养老金（应发未发）。",
+    "SS06": "人员死亡后仍发放养老金（死亡冒领），请追回多发金额。",
+    "SS07": "人员已死亡，但仍为正常参保或正常领取状态（死亡未停保）。",
+    "SS08": "同一人同一月份养老金发放两次及以上（重复领取），请追回多发金额。",
+    "SS09": "未满60周岁即领取养老金（未到龄领取）。",
+    "EM01": "扶贫公益性岗位人员既不是贫困人口，也不是低保/特困对象。",
+    "EM02": "发放公益性岗位补贴的月份没有对应的公益性岗位记录。",
+    "EM03": "人员死亡后仍有财政补贴发放，请追回。",
+    "EM04": "同一人同一培训工种重复享受培训补贴。",
+    "EM05": "发放低保金/特困供养金的月份没有对应的救助记录。",
+}
+HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
+WIDTHS = {"finding_id": 9, "rule_code": 7, "rule_title": 18, "severity": 8, "id_number": 21, "name": 12,
+          "town": 10, "village": 12, "departments": 12, "period": 9, "detail": 50, "amount": 11, "status": 7,
+          "first_seen": 11, "last_seen": 11, "verdict": 10, "note": 24}
+SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低"}
+STATUS_ZH = {"new": "新增", "open": "持续"}
+
+
+def worklist_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
+    """Findings to work on tonight (new and open), with the latest verdict already given."""
+    with warehouse.connect() as conn:
+        cur = conn.execute("""
+            SELECT f.finding_id, f.rule_code, f.severity, f.id_number, f.name, f.town, f.village, f.departments,
+                   f.period, f.detail, f.amount, n.status, f.first_seen, f.last_seen,
+                   (SELECT verdict FROM mart.feedback b WHERE b.finding_id = f.finding_id
+                     ORDER BY received_at DESC LIMIT 1) AS verdict,
+                   (SELECT note FROM mart.feedback b WHERE b.finding_id = f.finding_id
+                     ORDER BY received_at DESC LIMIT 1) AS note
+            FROM mart.finding_nights n JOIN mart.findings f USING (finding_id)
+            WHERE n.as_of = %s AND n.status IN ('new', 'open')
+            ORDER BY f.town NULLS LAST, f.rule_code, f.village NULLS LAST, f.id_number, f.period""", (as_of,))
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _sheet(book: Workbook, title: str, group: str, rows: list[dict], town: str, as_of: date, mask: bool) -> None:
+    sheet = book.create_sheet(title)
+    codes = sorted({r["rule_code"] for r in rows}) or sorted(c for c, r in RULES.items() if r.group == group)
+    sheet.append([f"{town} {title}问题核查清单（数据日期 {as_of}）"])
+    sheet["A1"].font = Font(bold=True, size=14)
+    for code in codes:
+        sheet.append([f"{code} {RULES[code].title}：{EXPLANATIONS.get(code, '')}"])
+    sheet.append(["请在“核查结论”列选择 属实 / 不属实 / 已整改，必要时填写备注，保存后交回数据管理员。"])
+    header_row = sheet.max_row + 2  # one blank row between the explanations and the table
+    for index, (_, label) in enumerate(WORKLIST_COLUMNS, start=1):
+        sheet.cell(row=header_row, column=index, value=label)
+    for cell in sheet[header_row]:
+        cell.font = Font(bold=True)
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(vertical="center", wrap_text=True)
+    for r in rows:
+        values = dict(r, rule_title=RULES[r["rule_code"]].title, severity=SEVERITY_ZH.get(r["severity"], r["severity"]),
+                      status=STATUS_ZH.get(r["status"], r["status"]),
+                      id_number=mask_id(r["id_number"]) if mask else r["id_number"],
+                      amount=None if r["amount"] is None else float(r["amount"]),
+                      first_seen=str(r["first_seen"]), last_seen=str(r["last_seen"]))
+        sheet.append([neutralise_formula(values.get(key)) for key, _ in WORKLIST_COLUMNS])
+    last_row = max(sheet.max_row, header_row + 1)
+    last_col = get_column_letter(len(WORKLIST_COLUMNS))
+    sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1)
+    sheet.auto_filter.ref = f"A{header_row}:{last_col}{last_row}"
+    keys = [key for key, _ in WORKLIST_COLUMNS]
+    verdict_col = get_column_letter(keys.index("verdict") + 1)
+    validation = DataValidation(type="list", formula1='"' + ",".join(VERDICTS) + '"', allow_blank=True,
+                                showErrorMessage=True, errorTitle="核查结论",
+                                error="请从下拉列表中选择：" + "、".join(VERDICTS))
+    validation.add(f"{verdict_col}{header_row + 1}:{verdict_col}{max(last_row, header_row + 500)}")
+    sheet.add_data_validation(validation)
+    for index, key in enumerate(keys, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = WIDTHS.get(key, 12)
+    for row in sheet.iter_rows(min_row=header_row + 1, max_row=last_row):
+        row[keys.index("detail")].alignment = Alignment(wrap_text=True, vertical="top")
+
+
+def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
+    """One workbook per town with findings to work on; return {"worklists": folder}."""
+    folder = out_dir / "worklists"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.xlsx"):
+        old.unlink()  # a rerun must not leave the previous run's towns behind
+    by_town: dict[str, list[dict]] = {}
+    for row in worklist_rows(warehouse, as_of):
+        by_town.setdefault(row["town"] or "未知镇街", []).append(row)
+    for town, rows in sorted(by_town.items()):
+        book = Workbook()
+        book.remove(book.active)
+        for group, title in WORKLIST_SHEETS.items():
+            _sheet(book, title, group, [r for r in rows if RULES[r["rule_code"]].group == group], town, as_of,
+                   settings.worklist_mask_ids)
+        book.properties.creator = "crosscheck"
+        safe_town = "".join(ch for ch in town if ch not in '/\\:*?"<>|').strip() or "未知镇街"
+        book.save(folder / f"{safe_town}.xlsx")
+    return {"worklists": folder}
