@@ -20,6 +20,7 @@ from crosscheck.ingest import FileOutcome, file_outcome, load_file, record_rejec
 from crosscheck.pickup import scan
 from crosscheck.receipts import write_receipt
 from crosscheck.settings import DEPARTMENTS, Settings, get_settings
+from crosscheck.timing import stage
 from crosscheck.warehouse import Warehouse, open_warehouse, redact
 
 log = logging.getLogger(__name__)
@@ -37,20 +38,26 @@ def ingest_department(warehouse: Warehouse, department: str, landing: Path, sett
     from crosscheck.validate import validate_file
 
     outcomes = []
-    for drop in scan(landing, settings, [department]):
+    with stage("pickup"):
+        drops = scan(landing, settings, [department])
+    for drop in drops:
         if drop.state == "waiting":
             log.info("%s/%s: waiting — %s", department, drop.name, drop.reason)
             continue
         if drop.state == "rejected":
             outcome = record_rejected_drop(warehouse, drop)
         else:
-            outcome = stage_drop(warehouse, drop, settings)
+            with stage("read+normalise"):
+                outcome = stage_drop(warehouse, drop, settings)
             if outcome.status == "staged":
-                validate_file(warehouse, outcome.file_id)
-                outcome = load_file(warehouse, outcome.file_id)
+                with stage("validate"):
+                    validate_file(warehouse, outcome.file_id)
+                with stage("load"):
+                    outcome = load_file(warehouse, outcome.file_id)
         if outcome is None or outcome.status == "skipped":
             continue
-        write_receipt(warehouse, outcome.file_id, settings.outbox_dir)
+        with stage("receipts"):
+            write_receipt(warehouse, outcome.file_id, settings.outbox_dir)
         log.info("%s", outcome.summary())
         outcomes.append(outcome)
     return outcomes
@@ -98,7 +105,8 @@ def night_lock(warehouse: Warehouse, wait: bool = False):
 def compare_night(warehouse: Warehouse, as_of: date, settings: Settings):
     from crosscheck.compare import run_compare
 
-    return run_compare(warehouse, as_of, settings)
+    with stage("compare"):
+        return run_compare(warehouse, as_of, settings)
 
 
 def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
@@ -109,10 +117,13 @@ def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Se
 
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = {"mismatches": out_dir / "mismatches.csv", "kpis": out_dir / "kpis.csv"}
-    write_mismatches(warehouse, as_of, outputs["mismatches"])
-    write_kpis(warehouse, as_of, outputs["kpis"])
-    outputs.update(write_worklists(warehouse, as_of, out_dir, settings))
-    outputs.update(write_report(warehouse, as_of, out_dir, settings))
+    with stage("outputs"):
+        write_mismatches(warehouse, as_of, outputs["mismatches"])
+        write_kpis(warehouse, as_of, outputs["kpis"])
+    with stage("worklists"):
+        outputs.update(write_worklists(warehouse, as_of, out_dir, settings))
+    with stage("report"):
+        outputs.update(write_report(warehouse, as_of, out_dir, settings))
     return outputs
 
 
