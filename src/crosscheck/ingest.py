@@ -13,12 +13,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date
 
+import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
 from crosscheck.contracts import Contract, contracts
-from crosscheck.normalise import normalise_column
+from crosscheck.normalise import normalise_column, normalise_text
 from crosscheck.pickup import Drop, archive, safe_display_name
 from crosscheck.read import FileRejected, open_extract
 from crosscheck.settings import Settings
@@ -106,8 +108,21 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
     """
     assert drop.state == "ready" and drop.extract
     contract = contracts()[drop.extract]
-    sha, archived = archive(drop, settings.archive_dir / drop.department)
     name = safe_display_name(drop.name)
+    try:
+        sha, archived = archive(drop, settings.archive_dir / drop.department)
+    except FileNotFoundError:  # taken away between the scan and now: it is no longer there to receive
+        return FileOutcome(drop.department, name, "skipped", None, drop.extract, drop.as_of, "vanished")
+    except OSError as exc:
+        # Unreadable (permissions) or swapped for a symlink since the scan (O_NOFOLLOW): refuse it with a
+        # receipt. Raising here would stop the whole department, night after night.
+        log.warning("%s/%s cannot be archived: %s", drop.department, name, exc)
+        drop.state = "rejected"
+        drop.reason = ("该文件无法读取（可能没有读取权限，或在接收过程中被替换为快捷方式），"
+                       "请重新放入文件本身")
+        outcome = record_rejected_drop(warehouse, drop)
+        return outcome or FileOutcome(drop.department, name, "skipped", None, drop.extract, drop.as_of,
+                                      "already refused")
     with warehouse.transaction() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"file:{drop.department}/{name}",))
         seen = conn.execute(
@@ -119,8 +134,11 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
                                f"already handled as {seen[1]}")
         _abandon_unfinished(conn, drop)
         earlier = conn.execute(
-            "SELECT file_name, received_at FROM ingest.files WHERE extract = %s AND sha256 = %s "
-            "AND status IN ('loaded','superseded') ORDER BY file_id LIMIT 1", (drop.extract, sha)).fetchone()
+            # Same bytes for the same extract and date. The same bytes under a new date are that
+            # date's snapshot (a registry that did not change overnight) and are loaded.
+            "SELECT file_name, received_at FROM ingest.files WHERE extract = %s AND as_of = %s AND sha256 = %s "
+            "AND status IN ('loaded','superseded') ORDER BY file_id LIMIT 1",
+            (drop.extract, drop.as_of, sha)).fetchone()
         if earlier:
             reason = (f"与 {earlier[1]:%Y-%m-%d %H:%M} 已接收的文件 {earlier[0]} 内容完全相同（重复报送），"
                       "本次未重复入库，无需处理")
@@ -138,7 +156,13 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
                 "warnings = %s, rows_received = %s, rows_quarantined = %s WHERE file_id = %s",
                 (extract.encoding, json.dumps(extract.header_mapping, ensure_ascii=False),
                  json.dumps(extract.warnings, ensure_ascii=False), received, quarantined, file_id))
-    except FileRejected as exc:
+    except (FileRejected, pa.ArrowException, psycopg.errors.DataError, UnicodeError) as exc:
+        # A file the readers or COPY choke on mid-way is the file's fault, not the infrastructure's: reject
+        # it with a receipt. Left in 'receiving', it would fail again every night and block the department.
+        if not isinstance(exc, FileRejected):
+            log.warning("%s/%s cannot be read: %s", drop.department, name, exc)
+            exc = FileRejected("文件内容无法完整读取（格式错误或文件已损坏），请重新导出后报送",
+                               {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
         with warehouse.transaction() as conn:
             conn.execute("UPDATE ingest.files SET status = 'rejected', reason = %s, warnings = %s "
                          "WHERE file_id = %s",
@@ -165,6 +189,18 @@ def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extrac
         for c in contract.columns:
             raw = batch.column(c.name)
             values, errors = normalise_column(c, raw)
+            if c.type == "enum" and errors:
+                # A value outside the enum is not the normaliser's to reject: it is staged as text so the
+                # GX suite's expect_column_values_to_be_in_set quarantines it (rule VALUE_SET) and counts it.
+                for index, _rule, _reason in errors:
+                    values[index] = normalise_text(raw[index].as_py())
+                errors = []
+            if raw.null_count < n and pc.any(pc.match_substring(raw, "\x00")).as_py():
+                # PostgreSQL text cannot hold NUL: COPY would fail and block the file (and the department)
+                # every night. Such a value is a damaged export: quarantine the row.
+                for index in pc.indices_nonzero(pc.fill_null(pc.match_substring(raw, "\x00"), False)).to_pylist():
+                    values[index] = None
+                    errors.append((index, "VALUE", f"{c.header}：含有不可见的空字符（NUL），文件可能已损坏，请核对后重新导出"))
             for index, rule, reason in errors:
                 bad.setdefault(index, []).append((c.name, rule, reason))
             arrays[c.name] = pa.array(values, ARROW_TYPES[c.type])
@@ -177,8 +213,8 @@ def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extrac
             for index, problems in bad.items():
                 raw_row = {k: v for k, v in raw_rows[index].items() if k != "_row"}
                 for column, rule, reason in problems:
-                    records.append((file_id, rows[index], column, raw_row.get(column), rule or "VALUE", reason,
-                                    json.dumps(raw_row, ensure_ascii=False, default=str)))
+                    records.append((file_id, rows[index], column, _no_nul(raw_row.get(column)), rule or "VALUE",
+                                    reason, _no_nul(json.dumps(raw_row, ensure_ascii=False, default=str))))
             _quarantine(conn, records)
             keep = pa.array([i not in bad for i in range(n)])
             table = table.filter(keep)
@@ -190,8 +226,13 @@ def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extrac
     # Malformed lines (wrong number of fields, e.g. a truncated file) never reach a batch; the reader
     # collects them while batches are read, so they are counted after the last batch.
     invalid = list(extract.invalid_rows)
-    _quarantine(conn, [(file_id, bad.row or 0, None, bad.raw, "ROW", bad.reason, None) for bad in invalid])
+    _quarantine(conn, [(file_id, bad.row or 0, None, _no_nul(bad.raw), "ROW", bad.reason, None) for bad in invalid])
     return received + len(invalid), quarantined + len(invalid)
+
+
+def _no_nul(value: str | None) -> str | None:
+    """NUL shown as an escape: PostgreSQL text and jsonb cannot store it."""
+    return value.replace("\x00", "\\x00").replace("\\u0000", "\\\\x00") if value else value
 
 
 def _quarantine(conn, records) -> None:

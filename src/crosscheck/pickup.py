@@ -18,7 +18,8 @@ from pathlib import Path
 from crosscheck.contracts import by_department
 from crosscheck.settings import DEPARTMENTS, Settings
 
-FILE_NAME = re.compile(r"^(?P<extract>[a-z_]+)_(?P<date>\d{8})\.(?P<ext>csv|xlsx|parquet)$")
+# The extension may be upper case (Windows users save RESIDENTS_20261128.CSV); the extract may not.
+FILE_NAME = re.compile(r"^(?P<extract>[a-z_]+)_(?P<date>\d{8})\.(?P<ext>(?i:csv|xlsx|parquet))$")
 FORMATS = {"csv": "csv", "xlsx": "xlsx", "parquet": "parquet"}
 DONE_SUFFIX = ".done"
 MAX_NAME_LENGTH = 120
@@ -47,6 +48,11 @@ def safe_display_name(name: str) -> str:
     """A file name fit for a receipt or a log line: control characters shown as escapes, length capped."""
     shown = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in name)
     return shown if len(shown) <= MAX_NAME_LENGTH else shown[:MAX_NAME_LENGTH] + "…"
+
+
+def _size(n: int) -> str:
+    """A size for a clerk; ':.0f MB' showed a 600 KB file as '1 MB 超过上限 0 MB'."""
+    return f"{n / 1048576:.1f} MB" if n >= 1048576 else f"{n / 1024:.0f} KB"
 
 
 def _classify(department: str, path: Path, settings: Settings, now: float) -> Drop | None:
@@ -86,10 +92,10 @@ def _classify(department: str, path: Path, settings: Settings, now: float) -> Dr
     except ValueError:
         drop.reason = f"文件名中的日期 {match['date']} 不是有效日期（应为YYYYMMDD）"
         return drop
-    drop.extract, drop.format = match["extract"], FORMATS[match["ext"]]
+    drop.extract, drop.format = match["extract"], FORMATS[match["ext"].lower()]
     if st.st_size > settings.max_file_bytes:
         drop.reason = (
-            f"文件大小 {st.st_size / 1048576:.0f} MB 超过上限 {settings.max_file_bytes / 1048576:.0f} MB，"
+            f"文件大小 {_size(st.st_size)} 超过上限 {_size(settings.max_file_bytes)}，"
             "请拆分后分别报送或联系数据管理员"
         )
         return drop
@@ -134,10 +140,14 @@ def archive(drop: Drop, archive_dir: Path) -> tuple[str, Path]:
     tmp = archive_dir / f".incoming-{os.getpid()}-{drop.path.name[:60]}"
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(drop.path, flags)
-    with os.fdopen(fd, "rb") as src, open(tmp, "wb") as dst:
-        while chunk := src.read(1 << 20):
-            digest.update(chunk)
-            dst.write(chunk)
+    try:
+        with os.fdopen(fd, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                dst.write(chunk)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a read error half-way must not leave a partial copy behind
+        raise
     sha = digest.hexdigest()
     target = archive_dir / sha[:2] / f"{sha}.{drop.format or 'bin'}"
     target.parent.mkdir(parents=True, exist_ok=True)
