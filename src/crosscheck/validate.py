@@ -65,12 +65,22 @@ def _datasource(warehouse: Warehouse):
         return context.data_sources.add_sql(name=name, connection_string=warehouse.sqlalchemy_url)
 
 
-def load_suite(name: str, group: str = "extracts"):
+def load_suite(name: str, group: str = "extracts", query_for=None):
+    """The suite expectations/<group>/<name>.json as a GX ExpectationSuite.
+
+    ``query_for(spec)`` may supply the SQL of an ``unexpected_rows_expectation`` (the rules suites
+    name a file of sql/rules/ instead of repeating its SQL).
+    """
     gx = _gx()
     raw = json.loads(suite_path(name, group).read_text(encoding="utf-8"))
+    specs = []
+    for spec in raw["expectations"]:
+        if query_for and spec["type"] == "unexpected_rows_expectation":
+            spec = {**spec, "kwargs": {**spec["kwargs"], "unexpected_rows_query": query_for(spec)}}
+        specs.append(_escape_braces(spec))
     # Not add_expectation_configuration: it upserts by domain, and every unexpected_rows_expectation has
     # the same (table) domain, so only the last one was kept (residents lost its sex-vs-ID ID04 check).
-    expectations = [_configuration(_escape_braces(spec)).to_domain_obj() for spec in raw["expectations"]]
+    expectations = [_configuration(spec).to_domain_obj() for spec in specs]
     return gx.ExpectationSuite(name=f"{group}.{name}", meta=raw.get("meta", {}), expectations=expectations)
 
 
@@ -92,8 +102,8 @@ def _configuration(spec: dict):
                                     description=spec.get("description"), severity=spec.get("severity", "critical"))
 
 
-def run_suite(warehouse: Warehouse, suite_name: str, schema: str, table: str, group: str, run_name: str):
-    """Validate ``schema.table`` with a suite; return the GX validation result."""
+def run_suite(warehouse: Warehouse, suite, schema: str, table: str, run_name: str):
+    """Validate the table ``schema.table`` with a suite (from load_suite); return the GX result."""
     gx = _gx()
     context = gx_context()
     source = _datasource(warehouse)
@@ -106,13 +116,12 @@ def run_suite(warehouse: Warehouse, suite_name: str, schema: str, table: str, gr
         batch = asset.get_batch_definition("whole")
     except KeyError:
         batch = asset.add_batch_definition_whole_table("whole")
-    suite = load_suite(suite_name, group)
     try:
         context.suites.delete(suite.name)
     except Exception:
         pass
     suite = context.suites.add(suite)
-    definition_name = f"{group}.{suite_name}.{run_name}"
+    definition_name = f"{suite.name}.{run_name}"
     try:
         context.validation_definitions.delete(definition_name)
     except Exception:
@@ -137,7 +146,7 @@ def validate_file(warehouse: Warehouse, file_id: int) -> dict:
         conn.execute(sql.SQL("CREATE OR REPLACE VIEW staging.{} AS SELECT * FROM staging.{} WHERE file_id = {}")
                      .format(sql.Identifier(view), sql.Identifier(extract), sql.Literal(file_id)))
     try:
-        result = run_suite(warehouse, extract, "staging", view, "extracts", f"file_{file_id}")
+        result = run_suite(warehouse, load_suite(extract), "staging", view, f"file_{file_id}")
         summary = _store_results(warehouse, file_id, extract, view, result)
     finally:
         with warehouse.transaction() as conn:

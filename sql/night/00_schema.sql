@@ -1,0 +1,32 @@
+-- Night set-up, step 1: an empty `night` schema with tonight's parameters and extract list.
+-- crosscheck.compare fills night.params / night.extracts, then creates one view per extract
+-- (night.<extract> = the core snapshot chosen for tonight), then runs the other sql/night files.
+DROP SCHEMA IF EXISTS night CASCADE;
+CREATE SCHEMA night;
+
+-- Exactly one row: the as-of date D and everything rules derive from it and from settings.
+CREATE TABLE night.params (
+    as_of             date PRIMARY KEY,
+    year              integer NOT NULL,   -- Y, the calendar year of D
+    year_start        date NOT NULL,      -- Y-01-01
+    year_end          date NOT NULL,      -- Y-12-01 (the last month of Y)
+    last_full_month   date NOT NULL,      -- first day of the month before D's month
+    enrol_min_age     integer NOT NULL,   -- 16
+    pension_min_age   integer NOT NULL,   -- 60
+    poverty_active    boolean NOT NULL,   -- 代缴 categories enabled (settings.subsidy_categories)
+    dibao             boolean NOT NULL,
+    tekun             boolean NOT NULL,
+    severe_disability boolean NOT NULL,
+    stale_after_days  integer NOT NULL
+);
+
+-- Which snapshot of each extract tonight uses (also stored in mart.freshness).
+CREATE TABLE night.extracts (
+    extract      text PRIMARY KEY,
+    department   text NOT NULL,         -- civil | poverty | finance | hrss
+    dept_zh      text NOT NULL,         -- 民政 | 扶贫 | 财政 | 人社
+    title        text NOT NULL,
+    data_as_of   date,                  -- null: never received
+    age_days     integer,
+    stale        boolean NOT NULL
+);

@@ -1,0 +1,47 @@
+-- ID03  same ID, different name between two departments (after name normalisation) — high
+-- "same ID, different name between two departments (after name normalisation)"
+-- Names are the normalised ones (NFKC, no spaces, every dot variant as ·), so 阿依·古丽 and
+-- 阿依.古丽 are the same name. One finding per person; the detail lists each department's names.
+WITH all_names AS (
+    SELECT id_number, 1 AS o, '民政' AS dept, name FROM night.residents
+    UNION ALL SELECT id_number, 1, '民政', name FROM night.deaths
+    UNION ALL SELECT id_number, 1, '民政', name FROM night.assistance
+    UNION ALL SELECT id_number, 2, '扶贫', name FROM night.registry
+    UNION ALL SELECT id_number, 3, '财政', name FROM night.payments
+    UNION ALL SELECT id_number, 4, '人社', name FROM night.enrollment
+    UNION ALL SELECT id_number, 4, '人社', name FROM night.pension_payments
+    UNION ALL SELECT id_number, 4, '人社', name FROM night.jobs
+    UNION ALL SELECT id_number, 4, '人社', name FROM night.training
+),
+differ AS (
+    -- cheap first pass: persons with more than one name anywhere
+    SELECT id_number FROM all_names WHERE name IS NOT NULL
+    GROUP BY id_number HAVING min(name) <> max(name)
+),
+names AS (
+    SELECT DISTINCT a.id_number, a.o, a.dept, a.name
+    FROM all_names a JOIN differ USING (id_number)
+    WHERE a.name IS NOT NULL
+),
+clash AS (
+    SELECT DISTINCT a.id_number
+    FROM names a JOIN names b ON b.id_number = a.id_number AND b.dept <> a.dept AND b.name <> a.name
+),
+per_dept AS (
+    SELECT n.id_number, n.o, n.dept, string_agg(n.name, '/' ORDER BY n.name) AS names
+    FROM names n JOIN clash USING (id_number)
+    GROUP BY n.id_number, n.o, n.dept
+)
+SELECT 'ID03' AS rule_code,
+       d.id_number AS subject_key,
+       '' AS period,
+       d.id_number,
+       p.name,
+       p.town,
+       p.village,
+       mart.dept_list(array_agg(d.dept)) AS departments,
+       '同一身份证号姓名不一致：' || string_agg(d.dept || '“' || d.names || '”', '，' ORDER BY d.o) AS detail,
+       NULL::numeric AS amount
+FROM per_dept d
+JOIN night.people p USING (id_number)
+GROUP BY d.id_number, p.name, p.town, p.village
