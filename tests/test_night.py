@@ -20,6 +20,7 @@ from crosscheck import warehouse as wh
 from crosscheck.compare import RULES
 
 AS_OF = "2026-11-28"
+pytestmark = pytest.mark.xdist_group("night")  # one worker builds the night once for the module
 
 
 def crosscheck(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -132,3 +133,27 @@ def test_unreachable_warehouse_fails_with_one_line(tmp_path):
                         "postgresql://nobody@127.0.0.1:1/none", check=False)
     assert result.returncode == 2
     assert "cannot open the warehouse" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_returned_worklist_in_the_feedback_folder_is_stored(district, night):
+    from openpyxl import load_workbook
+
+    url, env, out = night
+    path = sorted((out / "worklists").glob("*.xlsx"))[0]
+    book = load_workbook(path)
+    filled = 0
+    for sheet in book.worksheets:
+        header = next(r[0].row for r in sheet.iter_rows(max_row=40) if r[0].value == "finding_id")
+        verdict = [c.value for c in sheet[header]].index("核查结论") + 1
+        for row in range(header + 1, sheet.max_row + 1):
+            if sheet.cell(row=row, column=1).value is not None:
+                sheet.cell(row=row, column=verdict, value="属实")
+                filled += 1
+    feedback = Path(env["CROSSCHECK_VAR"]) / "feedback"
+    feedback.mkdir(exist_ok=True)
+    book.save(feedback / path.name)
+    crosscheck("run", "--landing", str(district / "landing"), "--date", AS_OF, "--warehouse", url,
+               "--out", str(out), env=env)
+    with wh.Warehouse(url).connect() as conn:
+        stored = conn.execute("SELECT count(*) FROM mart.feedback WHERE verdict = '属实'").fetchone()[0]
+    assert filled > 0 and stored == filled

@@ -102,6 +102,21 @@ def night_lock(warehouse: Warehouse, wait: bool = False):
             conn.execute("SELECT pg_advisory_unlock(%s)", (NIGHT_LOCK,))
 
 
+def apply_feedback_folder(warehouse: Warehouse, settings: Settings) -> int:
+    """Store the verdicts of every work list returned to the feedback folder (idempotent per file)."""
+    from crosscheck.compare import apply_feedback
+
+    folder = settings.feedback_dir
+    if not folder.is_dir():
+        return 0
+    stored = 0
+    for path in sorted(folder.glob("*.xlsx")):
+        if path.is_symlink() or path.name.startswith(("~$", ".")):
+            continue  # links are never followed; ~$ files are Excel's lock files
+        stored += apply_feedback(warehouse, path)
+    return stored
+
+
 def compare_night(warehouse: Warehouse, as_of: date, settings: Settings):
     from crosscheck.compare import run_compare
 
@@ -145,6 +160,7 @@ def run_night(landing: Path, as_of: date, warehouse_url: str | None = None, out_
             result.files += ingest_department(warehouse, department, landing, settings)
         result.seconds["ingest"] = time.perf_counter() - started
         started = time.perf_counter()
+        apply_feedback_folder(warehouse, settings)
         result.compare = compare_night(warehouse, as_of, settings)
         result.seconds["compare"] = time.perf_counter() - started
         started = time.perf_counter()
@@ -153,5 +169,5 @@ def run_night(landing: Path, as_of: date, warehouse_url: str | None = None, out_
     return result
 
 
-__all__ = ["RunFailed", "compare_night", "file_outcome", "ingest_department", "night_lock", "publish_night",
+__all__ = ["RunFailed", "apply_feedback_folder", "compare_night", "file_outcome", "ingest_department", "night_lock", "publish_night",
            "run_night"]
