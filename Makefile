@@ -33,3 +33,9 @@ lock:
 
 clean:
 	rm -rf var/reports var/outbox var/archive var/demo
+
+# Airflow standalone on this checkout (api-server + scheduler + dag-processor + triggerer, LocalExecutor):
+# AIRFLOW_HOME=var/airflow, metadata in the database `airflow` of the embedded PostgreSQL, UI on
+# http://localhost:8080 (login printed; kept in var/airflow/simple_auth_manager_passwords.json.generated).
+airflow: setup
+	$(BIN)/crosscheck airflow

