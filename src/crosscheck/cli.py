@@ -56,6 +56,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_feedback(args) -> int:
+    from crosscheck.compare import apply_feedback
+    from crosscheck.warehouse import open_warehouse
+
+    warehouse = open_warehouse(args.warehouse)
+    for path in args.files:
+        print(f"{path}: {apply_feedback(warehouse, Path(path))} verdicts stored")
+    return 0
+
+
 def cmd_warehouse(args) -> int:
     from crosscheck import warehouse as wh
 
@@ -239,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, default=date(2026, 11, 28))
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("feedback", help="store the 核查结论 of returned work lists (.xlsx)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("warehouse", help="start/migrate the warehouse and print its URL")
     p.add_argument("action", choices=["url", "psql"], nargs="?", default="url")

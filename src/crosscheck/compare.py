@@ -376,7 +376,10 @@ def compute_indicators(conn, as_of: date, freshness: list[dict]) -> None:
 # GX reads each rule's rows from night.findings, where the rule's SQL file (its only copy) has just
 # materialised them: running every rule query a second time inside GX doubled the comparison time at
 # district scale. The batch (night.params, one row) only anchors the query to the asset.
-GX_RULE_QUERY = ("SELECT f.* FROM night.findings AS f CROSS JOIN (SELECT 1 AS one FROM {{batch}} LIMIT 1) AS b "
+# GX substitutes {batch} with an unaliased subquery when the query has a JOIN, and PostgreSQL before
+# 16 requires an alias on every subquery in FROM: hence "AS params_batch".
+GX_RULE_QUERY = ("SELECT f.* FROM night.findings AS f "
+                 "CROSS JOIN (SELECT 1 AS one FROM {{batch}} AS params_batch LIMIT 1) AS b "
                  "WHERE f.rule_code = '{rule}'")
 
 
@@ -399,6 +402,9 @@ def run_rule_suites(warehouse: Warehouse, as_of: date) -> dict[str, dict]:
         for res in result.results:
             rule = (res.expectation_config.meta or {}).get("rule")
             if rule:
+                if res.exception_info and res.exception_info.get("raised_exception"):
+                    log.warning("GX check of %s raised: %s", rule,
+                                str(res.exception_info.get("exception_message"))[:300])
                 out[rule] = {"success": bool(res.success), "count": (res.result or {}).get("observed_value")}
     return out
 
