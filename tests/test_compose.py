@@ -113,7 +113,9 @@ def test_env_example_lists_every_required_variable():
 
 def test_postgres_init_script_creates_two_databases_and_roles():
     script = (ROOT / "docker" / "postgres-init" / "10-crosscheck.sh").read_text(encoding="utf-8")
-    assert script.count("CREATE ROLE") == 2 and script.count("CREATE DATABASE") == 2
+    assert script.count("LOGIN PASSWORD") == 2 and script.count("CREATE DATABASE") == 2
+    # the warehouse's NOLOGIN roles (sql/migrations/0006_roles.sql), granted to the warehouse user
+    assert "CREATE ROLE crosscheck_reporting NOLOGIN" in script and "CREATE ROLE crosscheck_loader NOLOGIN" in script
     assert not re.search(r"PASSWORD '[^:]", script)
     assert (ROOT / "docker" / "postgres-init" / "10-crosscheck.sh").stat().st_mode & 0o111
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")

@@ -157,3 +157,17 @@ def test_returned_worklist_in_the_feedback_folder_is_stored(district, night):
     with wh.Warehouse(url).connect() as conn:
         stored = conn.execute("SELECT count(*) FROM mart.feedback WHERE verdict = '属实'").fetchone()[0]
     assert filled > 0 and stored == filled
+
+
+def test_data_docs_are_offline_and_hold_no_id_numbers(district, night):
+    _, env, out = night
+    docs = Path(env["CROSSCHECK_VAR"]) / "reports" / "data_docs"
+    pages = sorted(docs.glob("*.html"))
+    names = {p.stem.split("-")[0] for p in pages}
+    assert {"index", "residents", "pension_payments", "rules"} <= names
+    ids = {r["id_number"] for r in csv.DictReader((district / "truth.csv").open(encoding="utf-8-sig"))}
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text, page.name
+        assert not any(i in text for i in ids if len(i) == 18), page.name
+    assert "data_docs/index.html" in (out / "report.html").read_text(encoding="utf-8")

@@ -17,5 +17,11 @@ REVOKE ALL ON DATABASE :"airflow_db" FROM PUBLIC;
 CREATE ROLE :"warehouse_user" LOGIN PASSWORD :'warehouse_password';
 CREATE DATABASE :"warehouse_db" OWNER :"warehouse_user" ENCODING 'UTF8' TEMPLATE template0;
 REVOKE ALL ON DATABASE :"warehouse_db" FROM PUBLIC;
+
+-- The warehouse's NOLOGIN roles (sql/migrations/0006_roles.sql grants them their privileges; the warehouse
+-- user may not create roles itself). Outputs are read as crosscheck_reporting: SELECT on mart only.
+CREATE ROLE crosscheck_loader NOLOGIN;
+CREATE ROLE crosscheck_reporting NOLOGIN;
+GRANT crosscheck_loader, crosscheck_reporting TO :"warehouse_user";
 SQL
 echo "crosscheck: created databases $AIRFLOW_DB_NAME and $WAREHOUSE_DB_NAME with their roles"

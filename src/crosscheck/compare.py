@@ -45,6 +45,7 @@ from pathlib import Path
 from psycopg import sql
 
 from crosscheck.contracts import contracts
+from crosscheck.masking import mask_id, neutralise_formula
 from crosscheck.settings import EXPECTATIONS_DIR, SQL_DIR, Settings, get_settings
 from crosscheck.warehouse import Warehouse
 
@@ -280,7 +281,8 @@ def materialise_findings(conn) -> dict[str, float]:
         "SELECT rule_code, subject_key, period, count(*) FROM night.findings GROUP BY 1, 2, 3 HAVING count(*) > 1 "
         "ORDER BY 1, 2, 3 LIMIT 5").fetchall()
     if dups:
-        log.warning("rules produced the same finding twice, keeping one: %s", dups)
+        log.warning("rules produced the same finding twice, keeping one: %s",  # subject keys are ID numbers
+                    [(code, mask_id(key), period, n) for code, key, period, n in dups])
         conn.execute(
             "DELETE FROM night.findings f USING (SELECT ctid, row_number() OVER (PARTITION BY rule_code, subject_key, "
             "period ORDER BY detail, data_hash) AS n FROM night.findings) d WHERE f.ctid = d.ctid AND d.n > 1")
@@ -393,12 +395,13 @@ def _rule_query(spec: dict) -> str:
 
 def run_rule_suites(warehouse: Warehouse, as_of: date) -> dict[str, dict]:
     """Run every rules suite over night.params; return {rule: {success, count}}."""
-    from crosscheck.validate import load_suite, run_suite
+    from crosscheck.validate import load_suite, run_suite, write_data_docs
 
     out = {}
     for path in sorted(RULE_SUITES_DIR.glob("*.json")):
         suite = load_suite(path.stem, "rules", query_for=_rule_query)
         result = run_suite(warehouse, suite, "night", "params", as_of.isoformat())
+        write_data_docs(result, get_settings().reports_dir / "data_docs" / f"rules-{as_of}-{path.stem}.html")
         for res in result.results:
             rule = (res.expectation_config.meta or {}).get("rule")
             if rule:
@@ -512,11 +515,6 @@ def _compare(warehouse: Warehouse, conn, as_of: date, settings: Settings, gx: bo
 # --------------------------------------------------------------------------------------- outputs
 
 
-def _neutralise(value: str) -> str:
-    """A cell a spreadsheet would read as a formula gets a leading quote (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _text(value) -> str:
     if value is None:
         return ""
@@ -530,7 +528,7 @@ def _text(value) -> str:
 def stale_notes(warehouse: Warehouse, as_of: date) -> dict[str, str]:
     """{部门: note} for departments whose data used on night D is stale or missing."""
     notes: dict[str, list[str]] = {}
-    with warehouse.connect() as conn:
+    with warehouse.reporting() as conn:
         rows = conn.execute("SELECT department, extract, data_as_of, age_days FROM mart.freshness "
                             "WHERE as_of = %s AND stale ORDER BY department, extract", (as_of,)).fetchall()
     for department, extract, data_as_of, age in rows:
@@ -547,7 +545,7 @@ def mismatch_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
     first_seen / last_seen are computed from the nights up to D, so the output of an earlier night
     can be reproduced later.
     """
-    with warehouse.connect() as conn:
+    with warehouse.reporting() as conn:
         cur = conn.execute(
             "SELECT m.finding_id, m.rule_code, m.severity, m.id_number, m.name, m.town, m.village, m.departments, "
             " m.period, m.detail, m.amount, n.status, s.first_seen, s.last_seen, m.subject_key "
@@ -593,7 +591,7 @@ def write_mismatches(warehouse: Warehouse, as_of: date, path: Path) -> int:
             flagged = [f"{d}：{notes[d]}" for d in depts if d in notes]
             if flagged:
                 r["detail"] = (r["detail"] or "") + "【数据时效提示：" + "；".join(flagged) + "】"
-            writer.writerow([_neutralise(_text(r[c])) for c in MISMATCH_COLUMNS])
+            writer.writerow([neutralise_formula(_text(r[c])) for c in MISMATCH_COLUMNS])
     return len(rows)
 
 
@@ -605,7 +603,7 @@ def write_kpis(warehouse: Warehouse, as_of: date, path: Path) -> int:
     ``数据时效_<部门>`` gives each department's data age in days (empty: an extract never received),
     ``数据过期部门数`` how many departments are stale.
     """
-    with warehouse.connect() as conn:
+    with warehouse.reporting() as conn:
         rows = conn.execute("SELECT indicator, scope, numerator, denominator, value FROM mart.indicators "
                             "WHERE as_of = %s", (as_of,)).fetchall()
     rows.sort(key=lambda r: (_indicator_rank(r[0]), r[0], r[1] != "district", r[1]))
@@ -615,7 +613,7 @@ def write_kpis(warehouse: Warehouse, as_of: date, path: Path) -> int:
         writer = csv.writer(f)
         writer.writerow(KPI_COLUMNS)
         for r in rows:
-            writer.writerow([_neutralise(_text(v)) for v in r])
+            writer.writerow([neutralise_formula(_text(v)) for v in r])
     return len(rows)
 
 

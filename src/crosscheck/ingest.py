@@ -20,7 +20,8 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from crosscheck.contracts import Contract, contracts
-from crosscheck.normalise import normalise_column, normalise_text
+from crosscheck.masking import mask_ids_in_text
+from crosscheck.normalise import normalise_arrow, normalise_text
 from crosscheck.pickup import Drop, archive, safe_display_name
 from crosscheck.read import FileRejected, open_extract
 from crosscheck.settings import Settings
@@ -148,9 +149,11 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
         file_id = _insert_file(conn, drop, status="receiving", sha256=sha, archive_path=str(archived))
 
     try:
-        extract = open_extract(archived, contract)
+        extract = open_extract(archived, contract, settings.max_xlsx_uncompressed_bytes)
         with warehouse.transaction() as conn:
             received, quarantined = _copy_to_staging(conn, file_id, drop.as_of, contract, extract)
+            if received == 0:  # loading it would wipe the extract's snapshot for that date
+                raise FileRejected("文件只有表头，没有数据行（可能导出时未选中数据），请重新导出后报送", {"rows": 0})
             conn.execute(
                 "UPDATE ingest.files SET status = 'staged', encoding = %s, header_mapping = %s, "
                 "warnings = %s, rows_received = %s, rows_quarantined = %s WHERE file_id = %s",
@@ -160,7 +163,8 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
         # A file the readers or COPY choke on mid-way is the file's fault, not the infrastructure's: reject
         # it with a receipt. Left in 'receiving', it would fail again every night and block the department.
         if not isinstance(exc, FileRejected):
-            log.warning("%s/%s cannot be read: %s", drop.department, name, exc)
+            # a parser error may quote the offending line, ID numbers included
+            log.warning("%s/%s cannot be read: %s", drop.department, name, mask_ids_in_text(str(exc)))
             exc = FileRejected("文件内容无法完整读取（格式错误或文件已损坏），请重新导出后报送",
                                {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
         with warehouse.transaction() as conn:
@@ -188,22 +192,22 @@ def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extrac
                   "as_of": pa.array([as_of] * n, pa.date32())}
         for c in contract.columns:
             raw = batch.column(c.name)
-            values, errors = normalise_column(c, raw)
+            values, errors = normalise_arrow(c, raw, ARROW_TYPES[c.type])
             if c.type == "enum" and errors:
                 # A value outside the enum is not the normaliser's to reject: it is staged as text so the
                 # GX suite's expect_column_values_to_be_in_set quarantines it (rule VALUE_SET) and counts it.
+                patched = values.to_pylist()
                 for index, _rule, _reason in errors:
-                    values[index] = normalise_text(raw[index].as_py())
-                errors = []
+                    patched[index] = normalise_text(raw[index].as_py())
+                values, errors = pa.array(patched, ARROW_TYPES[c.type]), []
             if raw.null_count < n and pc.any(pc.match_substring(raw, "\x00")).as_py():
                 # PostgreSQL text cannot hold NUL: COPY would fail and block the file (and the department)
-                # every night. Such a value is a damaged export: quarantine the row.
+                # every night. Such a value is a damaged export: quarantine the row (it is not copied).
                 for index in pc.indices_nonzero(pc.fill_null(pc.match_substring(raw, "\x00"), False)).to_pylist():
-                    values[index] = None
                     errors.append((index, "VALUE", f"{c.header}：含有不可见的空字符（NUL），文件可能已损坏，请核对后重新导出"))
             for index, rule, reason in errors:
                 bad.setdefault(index, []).append((c.name, rule, reason))
-            arrays[c.name] = pa.array(values, ARROW_TYPES[c.type])
+            arrays[c.name] = values
             if c.type in ("id_number", "name"):
                 arrays[c.name + "_raw"] = raw
         table = pa.table([arrays[name] for name in staged_cols], names=staged_cols)

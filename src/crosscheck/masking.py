@@ -21,6 +21,18 @@ def mask_id(value: str | None) -> str | None:
     return text[:6] + "*" * (len(text) - 10) + text[-4:]
 
 
+# An ID number inside free text (a finding's detail quotes the ID as written): 18 characters, or a
+# 15-digit legacy number, not part of a longer run of digits or letters.
+_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
+
+
+def mask_ids_in_text(text: str | None) -> str | None:
+    """Every ID number inside a text masked as mask_id does (``…户主身份证号500151********1234不是…``)."""
+    if not text:
+        return text
+    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)
+
+
 def is_full_id(value: str) -> bool:
     return bool(_ID18.match(value or ""))
 

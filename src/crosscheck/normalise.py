@@ -510,12 +510,58 @@ def normalise_value(column: Column, raw: Any) -> tuple[Any, str | None, str | No
         return None, None, f"{column.header}：{exc}", None
 
 
+_ID_WEIGHTS = [2 ** (17 - i) % 11 for i in range(17)]
+_DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+def _plain_valid_ids(distinct: Sequence[Any]):
+    """Mask of the values that are already clean, valid 18-character IDs, computed with numpy.
+
+    Most of a million IDs are; checking them as a matrix of digits (check character, birth date,
+    date range) is ~20x faster than one by one. Everything else takes normalise_id's path, which
+    also words the reason. Region-code warnings are not computed here (callers asking for warnings
+    go the slow way).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    strings = pa.array([v if isinstance(v, str) else None for v in distinct], pa.string())
+    plain = pc.fill_null(pc.match_substring_regex(strings, r"^[0-9]{17}[0-9Xx]$"), False)
+    mask = plain.to_numpy(zero_copy_only=False).astype(bool)
+    index = np.flatnonzero(mask)
+    if not len(index):
+        return mask, []
+    upper = pc.utf8_upper(strings.take(pa.array(index)))
+    raw = np.frombuffer(upper.buffers()[2], dtype=np.uint8)
+    start = upper.offset * 18
+    chars = raw[start:start + 18 * len(index)].reshape(-1, 18)
+    digits = chars[:, :17].astype(np.int64) - 48
+    expected = np.frombuffer(b"10X98765432", dtype=np.uint8)[(digits @ np.array(_ID_WEIGHTS)) % 11]
+    year = digits[:, 6] * 1000 + digits[:, 7] * 100 + digits[:, 8] * 10 + digits[:, 9]
+    month = digits[:, 10] * 10 + digits[:, 11]
+    day = digits[:, 12] * 10 + digits[:, 13]
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    days = np.array(_DAYS_IN_MONTH)[np.clip(month - 1, 0, 11)] + ((month == 2) & leap)
+    ymd = year * 10000 + month * 100 + day
+    today = _today()
+    good = ((expected == chars[:, 17]) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= days)
+            & (ymd >= _MIN_BIRTH.year * 10000 + 101) & (ymd <= today.year * 10000 + today.month * 100 + today.day))
+    mask[index[~good]] = False
+    return mask, upper.filter(pa.array(good)).to_pylist()
+
+
 def _distinct_results(
-    column: Column, distinct: Sequence[Any]
+    column: Column, distinct: Sequence[Any], warnings: bool = True
 ) -> list[tuple[Any, str | None, str | None, str | None]]:
     if column.type == "id_number":
+        fast, fast_values = (None, []) if warnings else _plain_valid_ids(distinct)
+        fast_values = iter(fast_values)
         out = []
-        for v in distinct:
+        for i, v in enumerate(distinct):
+            if fast is not None and fast[i]:
+                out.append((next(fast_values), None, None, None))
+                continue
             r = normalise_id(v)
             out.append((r.value, r.rule, r.reason, r.warning))
         return out
@@ -561,7 +607,7 @@ def normalise_column(
         enc = pc.dictionary_encode(values, null_encoding="encode")
         distinct = enc.dictionary.to_pylist()
         indices = enc.indices.to_numpy(zero_copy_only=False)
-        results = _distinct_results(column, distinct)
+        results = _distinct_results(column, distinct, warnings=warnings is not None)
         normed = np.empty(len(results), dtype=object)
         normed[:] = [r[0] for r in results]
         out = normed[indices].tolist()
@@ -601,3 +647,30 @@ def normalise_column(
         if r[3] is not None and warnings is not None:
             warnings.append((i, r[3]))
     return out, errors
+
+
+def normalise_arrow(column: Column, values, arrow_type) -> tuple[Any, list[tuple[int, str | None, str]]]:
+    """Like normalise_column for a pyarrow array, but the result stays an Arrow array of ``arrow_type``.
+
+    Each distinct value is normalised once and the results are gathered with ``take``: no Python
+    object is built per row, which matters for million-row files.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], values.type)
+    if len(values) == 0:
+        return pa.array([], arrow_type), []
+    encoded = pc.dictionary_encode(values, null_encoding="encode")
+    results = _distinct_results(column, encoded.dictionary.to_pylist(), warnings=False)
+    normalised = pc.take(pa.array([r[0] for r in results], arrow_type), encoded.indices)
+    errors: list[tuple[int, str | None, str]] = []
+    bad = np.array([r[2] is not None for r in results], dtype=bool)
+    if bad.any():
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(bad[indices]).tolist():
+            r = results[indices[i]]
+            errors.append((i, r[1], r[2]))
+    return normalised, errors

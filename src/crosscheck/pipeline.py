@@ -128,6 +128,7 @@ def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Se
     """Write the files interface.md promises for the night into out_dir."""
     from crosscheck.compare import write_kpis, write_mismatches
     from crosscheck.report import write_report
+    from crosscheck.validate import write_data_docs_index
     from crosscheck.worklists import write_worklists
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,6 +139,7 @@ def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Se
     with stage("worklists"):
         outputs.update(write_worklists(warehouse, as_of, out_dir, settings))
     with stage("report"):
+        write_data_docs_index(settings.reports_dir / "data_docs")
         outputs.update(write_report(warehouse, as_of, out_dir, settings))
     return outputs
 

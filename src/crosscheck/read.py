@@ -489,14 +489,16 @@ def _cell_converter(column_type: str):
 # ---------------------------------------------------------------------------------------------- open
 
 
-def open_extract(path: Path, contract: Contract) -> Extract:
-    """Inspect a drop file; FileRejected for any file-level problem."""
+def open_extract(path: Path, contract: Contract, max_xlsx_uncompressed_bytes: int | None = None) -> Extract:
+    """Inspect a drop file; FileRejected for any file-level problem.
+
+    ``max_xlsx_uncompressed_bytes``: the caller's limit (its Settings); default the configured one."""
     path = Path(path)
     suffix = path.suffix.lower().lstrip(".")
     if suffix == "csv":
         return _open_csv(path, contract)
     if suffix == "xlsx":
-        return _open_xlsx(path, contract)
+        return _open_xlsx(path, contract, max_xlsx_uncompressed_bytes)
     if suffix == "parquet":
         return _open_parquet(path, contract)
     raise FileRejected(
@@ -581,7 +583,7 @@ def _open_csv(path: Path, contract: Contract) -> Extract:
     return ext
 
 
-def _check_zip(path: Path) -> None:
+def _check_zip(path: Path, limit: int | None = None) -> None:
     with open(path, "rb") as f:
         magic = f.read(8)
     if magic.startswith(b"\xd0\xcf\x11\xe0"):
@@ -606,7 +608,7 @@ def _check_zip(path: Path) -> None:
                 {"members": sorted(names)[:20]},
             )
         total = sum(i.file_size for i in infos)
-        limit = get_settings().max_xlsx_uncompressed_bytes
+        limit = limit or get_settings().max_xlsx_uncompressed_bytes
         if total > limit:
             raise FileRejected(
                 f"Excel文件解压后过大（{total // (1024 * 1024)} MB，上限{limit // (1024 * 1024)} MB），"
@@ -633,8 +635,8 @@ def _load_workbook(path: Path):
         ) from None
 
 
-def _open_xlsx(path: Path, contract: Contract) -> Extract:
-    _check_zip(path)
+def _open_xlsx(path: Path, contract: Contract, max_uncompressed: int | None = None) -> Extract:
+    _check_zip(path, max_uncompressed)
     wb = _load_workbook(path)
     try:
         wanted = {header_key(contract.extract), header_key(contract.title)}

@@ -23,6 +23,7 @@ STATUS_ZH = {"loaded": "已接收入库", "rejected": "拒收（整个文件未�
              "receiving": "处理中", "abandoned": "处理中断，已重新处理"}
 ENCODING_ZH = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8（带BOM）", "gb18030": "GB18030（GBK）"}
 MAX_STEM_BYTES = 180  # of the received file name in the receipt's name
+_UNSAFE_IN_NAMES = str.maketrans({ch: "_" for ch in '/\\:*?"<>|'})
 HTML_ROW_LIMIT = 2000  # more rejected rows than this are listed in the JSON twin only
 
 
@@ -102,7 +103,9 @@ def _details_zh(details: dict) -> list[str]:
 
 def _stem(file_name: str, file_id: int) -> str:
     """Receipt file stem: the received name capped in bytes (a 250-byte Chinese name plus the suffix
-    would exceed the 255-byte file-name limit and make the receipt, and the department's run, fail)."""
+    would exceed the 255-byte file-name limit and make the receipt, and the department's run, fail).
+    Characters Windows forbids in names (the outbox is shared with the departments) become ``_``."""
+    file_name = file_name.translate(_UNSAFE_IN_NAMES)
     name = file_name.encode("utf-8")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
     if name != file_name:
         name += "…"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from crosscheck.masking import mask_id
+from crosscheck.masking import mask_id, mask_ids_in_text
 from crosscheck.reference import towns as district_towns
 from crosscheck.settings import INCLUDE_DIR, Settings
 from crosscheck.warehouse import Warehouse
@@ -44,7 +44,7 @@ def _rows(conn, query: str, params=()) -> list[dict]:
 
 def gather(warehouse: Warehouse, as_of: date) -> dict:
     """Everything the report shows, as plain data (also handy for tests)."""
-    with warehouse.connect() as conn:
+    with warehouse.reporting() as conn:
         findings = _rows(conn, """
             SELECT f.rule_code, f.severity, f.id_number, f.name, f.town, f.village, f.departments, f.period,
                    f.detail, f.amount, n.status, f.first_seen, f.last_seen
@@ -57,7 +57,7 @@ def gather(warehouse: Warehouse, as_of: date) -> dict:
         previous = conn.execute("SELECT max(as_of) FROM mart.runs WHERE as_of < %s", (as_of,)).fetchone()[0]
         files = _rows(conn, """SELECT file_id, department, extract, as_of, file_name, status, reason,
                    rows_received, rows_loaded, rows_quarantined, received_at
-            FROM ingest.files
+            FROM mart.files_received
             WHERE status <> 'abandoned' AND ((as_of <= %s AND as_of > coalesce(%s, '-infinity'::date))
                   OR (as_of IS NULL AND received_at::date <= %s))
             ORDER BY department, file_name, file_id""", (as_of, previous, as_of))
@@ -133,7 +133,7 @@ def render(data: dict, as_of: date, links: dict) -> str:
     table = [{
         "rule": f["rule_code"], "severity": f["severity"], "id": mask_id(f["id_number"]), "name": f["name"] or "",
         "town": f["town"] or "", "village": f["village"] or "", "departments": f["departments"] or "",
-        "period": f["period"] or "", "detail": f["detail"] or "",
+        "period": f["period"] or "", "detail": mask_ids_in_text(f["detail"]) or "",
         "amount": None if f["amount"] is None else float(f["amount"]), "status": f["status"],
         "first_seen": str(f["first_seen"]), "last_seen": str(f["last_seen"]),
     } for f in findings]
@@ -171,9 +171,9 @@ def write_report(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Set
     """Write report.html into out_dir; return {"report": path}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     links = {}
-    docs = out_dir / "data_docs" / "index.html"
+    docs = settings.reports_dir / "data_docs" / "index.html"
     if docs.exists():
-        links["data_docs"] = "data_docs/index.html"
+        links["data_docs"] = os.path.relpath(docs, out_dir)
     if settings.outbox_dir.exists():
         links["receipts"] = os.path.relpath(settings.outbox_dir, out_dir)
     path = out_dir / "report.html"

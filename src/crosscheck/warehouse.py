@@ -31,6 +31,8 @@ MIGRATIONS_DIR = SQL_DIR / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Any constant: the advisory lock that serialises migrations between processes.
 _MIGRATION_LOCK = 0x63726F7373
+# The role outputs are read through (sql/migrations/0006_roles.sql): SELECT on mart only.
+REPORTING_ROLE = "crosscheck_reporting"
 
 
 def _libpq_url(url: str) -> str:
@@ -111,6 +113,15 @@ class Warehouse:
     def transaction(self) -> Iterator[psycopg.Connection]:
         """A connection whose work commits at the end of the block, or not at all."""
         with self.connect() as conn, conn.transaction():
+            yield conn
+
+    @contextmanager
+    def reporting(self) -> Iterator[psycopg.Connection]:
+        """A read-only transaction as the reporting role, which reads mart and nothing else: what the
+        bureau and the case workers get (report, work lists, CSVs) cannot come from core or change data."""
+        with self.connect() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(REPORTING_ROLE)))
             yield conn
 
     @property

@@ -18,7 +18,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from crosscheck.compare import RULES, VERDICTS, WORKLIST_COLUMNS, WORKLIST_SHEETS
-from crosscheck.masking import mask_id, neutralise_formula
+from crosscheck.masking import mask_id, mask_ids_in_text, neutralise_formula
 from crosscheck.settings import Settings
 from crosscheck.warehouse import Warehouse
 
@@ -56,7 +56,7 @@ STATUS_ZH = {"new": "新增", "open": "持续"}
 
 def worklist_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
     """Findings to work on tonight (new and open), with the latest verdict already given."""
-    with warehouse.connect() as conn:
+    with warehouse.reporting() as conn:
         cur = conn.execute("""
             SELECT f.finding_id, f.rule_code, f.severity, f.id_number, f.name, f.town, f.village, f.departments,
                    f.period, f.detail, f.amount, n.status, f.first_seen, f.last_seen,
@@ -74,7 +74,7 @@ def worklist_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
 def _sheet(book: Workbook, title: str, group: str, rows: list[dict], town: str, as_of: date, mask: bool) -> None:
     sheet = book.create_sheet(title)
     codes = sorted({r["rule_code"] for r in rows}) or sorted(c for c, r in RULES.items() if r.group == group)
-    sheet.append([f"{town} {title}问题核查清单（数据日期 {as_of}）"])
+    sheet.append([neutralise_formula(f"{town} {title}问题核查清单（数据日期 {as_of}）")])  # town: sent data
     sheet["A1"].font = Font(bold=True, size=14)
     for code in codes:
         sheet.append([f"{code} {RULES[code].title}：{EXPLANATIONS.get(code, '')}"])
@@ -90,6 +90,7 @@ def _sheet(book: Workbook, title: str, group: str, rows: list[dict], town: str, 
         values = dict(r, rule_title=RULES[r["rule_code"]].title, severity=SEVERITY_ZH.get(r["severity"], r["severity"]),
                       status=STATUS_ZH.get(r["status"], r["status"]),
                       id_number=mask_id(r["id_number"]) if mask else r["id_number"],
+                      detail=mask_ids_in_text(r["detail"]) if mask else r["detail"],  # quotes IDs as written
                       amount=None if r["amount"] is None else float(r["amount"]),
                       first_seen=str(r["first_seen"]), last_seen=str(r["last_seen"]))
         sheet.append([neutralise_formula(values.get(key)) for key, _ in WORKLIST_COLUMNS])
@@ -110,6 +111,18 @@ def _sheet(book: Workbook, title: str, group: str, rows: list[dict], town: str, 
         row[keys.index("detail")].alignment = Alignment(wrap_text=True, vertical="top")
 
 
+def _file_stem(town: str, taken: set[str]) -> str:
+    """A town as a file name: no path separators, characters Windows forbids or control characters, at most
+    150 bytes (a town is data a department sent), distinct from the names already taken."""
+    safe = "".join(ch for ch in town if ch.isprintable() and ch not in '/\\:*?"<>|').strip(" .") or "未知镇街"
+    safe = safe.encode("utf-8")[:150].decode("utf-8", "ignore")
+    stem, n = safe, 2
+    while stem in taken:
+        stem, n = f"{safe}_{n}", n + 1
+    taken.add(stem)
+    return stem
+
+
 def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
     """One workbook per town with findings to work on; return {"worklists": folder}."""
     folder = out_dir / "worklists"
@@ -119,6 +132,7 @@ def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: 
     by_town: dict[str, list[dict]] = {}
     for row in worklist_rows(warehouse, as_of):
         by_town.setdefault(row["town"] or "未知镇街", []).append(row)
+    taken: set[str] = set()
     for town, rows in sorted(by_town.items()):
         book = Workbook()
         book.remove(book.active)
@@ -126,6 +140,5 @@ def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: 
             _sheet(book, title, group, [r for r in rows if RULES[r["rule_code"]].group == group], town, as_of,
                    settings.worklist_mask_ids)
         book.properties.creator = "crosscheck"
-        safe_town = "".join(ch for ch in town if ch not in '/\\:*?"<>|').strip() or "未知镇街"
-        book.save(folder / f"{safe_town}.xlsx")
+        book.save(folder / f"{_file_stem(town, taken)}.xlsx")
     return {"worklists": folder}
