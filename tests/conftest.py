@@ -48,3 +48,19 @@ def fresh_warehouse(warehouse_server) -> wh.Warehouse:
     yield w
     w.engine.dispose()
     wh.drop_database(warehouse_server, name)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Settings whose folders are all under this test's tmp_path."""
+    from helpers import make_settings
+
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def as_of():
+    """A drop date no other test of this process uses."""
+    from helpers import unique_as_of
+
+    return unique_as_of()

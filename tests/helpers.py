@@ -151,3 +151,19 @@ def assert_reconciles(warehouse, file_id: int) -> dict:
     assert len(core_rows(warehouse, f["extract"], file_id)) == f["rows_loaded"]
     assert len({q["row_number"] for q in quarantined(warehouse, file_id)}) == f["rows_quarantined"]
     return f
+
+
+def ingest(warehouse, settings: Settings, department: str = "hrss"):
+    """Run the department's ingest; every file loaded must reconcile (received = loaded + quarantined)."""
+    from crosscheck.pipeline import ingest_department
+
+    outcomes = ingest_department(warehouse, department, settings.landing_dir, settings)
+    for o in outcomes:
+        if o.status == "loaded":
+            assert_reconciles(warehouse, o.file_id)
+    return outcomes
+
+
+def only(outcomes):
+    assert len(outcomes) == 1, outcomes
+    return outcomes[0]

@@ -23,11 +23,12 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 from helpers import (
-    assert_reconciles,
     csv_bytes,
     file_row,
+    ingest,
     landing_path,
     make_settings,
+    only,
     put,
     receipt,
     rows_of,
@@ -35,31 +36,8 @@ from helpers import (
 )
 
 from crosscheck import ingest as ingest_module
-from crosscheck.pipeline import RunFailed, ingest_department, night_lock, run_night
+from crosscheck.pipeline import RunFailed, night_lock, run_night
 from crosscheck.settings import DEPARTMENTS
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return make_settings(tmp_path)
-
-
-@pytest.fixture
-def as_of():
-    return unique_as_of()
-
-
-def ingest(warehouse, settings, department="hrss"):
-    outcomes = ingest_department(warehouse, department, settings.landing_dir, settings)
-    for o in outcomes:
-        if o.status == "loaded":
-            assert_reconciles(warehouse, o.file_id)
-    return outcomes
-
-
-def only(outcomes):
-    assert len(outcomes) == 1, outcomes
-    return outcomes[0]
 
 
 def assert_nothing_lost(warehouse) -> None:

@@ -23,8 +23,10 @@ from helpers import (
     csv_bytes,
     file_row,
     id_number,
+    ingest,
     landing_path,
     make_settings,
+    only,
     put,
     quarantined,
     receipt,
@@ -35,34 +37,13 @@ from helpers import (
 from crosscheck.ingest import stage_drop
 from crosscheck.normalise import check_char
 from crosscheck.pickup import scan
-from crosscheck.pipeline import ingest_department
 from crosscheck.validate import suite_path
 
 REEXPORT = "请将该列设置为文本格式后重新导出"
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return make_settings(tmp_path)
 
 
-@pytest.fixture
-def as_of():
-    return unique_as_of()
-
-
-def ingest(warehouse, settings, department="hrss"):
-    """Run the department's ingest; every file loaded must reconcile (received = loaded + quarantined)."""
-    outcomes = ingest_department(warehouse, department, settings.landing_dir, settings)
-    for o in outcomes:
-        if o.status == "loaded":
-            assert_reconciles(warehouse, o.file_id)
-    return outcomes
-
-
-def only(outcomes):
-    assert len(outcomes) == 1, outcomes
-    return outcomes[0]
 
 
 def by_id(rows):
