@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -28,8 +29,8 @@ def floor(landing: Path, warehouse) -> dict:
                 with open(path, "rb") as f:
                     head = f.read(4096)
                 encoding = "utf8"
-                try:
-                    head.decode("utf-8")
+                try:  # incremental: a character cut at the end of the sample is not an error
+                    codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
                 except UnicodeDecodeError:
                     encoding = "gb18030"
                 table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding=encoding),

@@ -166,7 +166,12 @@ def main() -> None:
         print("\nstages of `crosscheck run` (s):")
         for size, modes in results["sizes"].items():
             stages = modes.get("run", {}).get("stages", {})
-            print(f"{size:>10,} " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(stages.items(), key=lambda i: -i[1])))
+            steps = {k: v for k, v in stages.items() if ":" not in k}
+            extracts = {k.split(":", 1)[1]: v for k, v in stages.items() if k.startswith("extract:")}
+            print(f"{size:>10,} " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(steps.items(), key=lambda i: -i[1])))
+            if extracts:
+                print(f"{'':>10} per extract (pick-up to load): "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in sorted(extracts.items(), key=lambda i: -i[1])))
     points = [(s, m["run"]["seconds"]) for s, m in results["sizes"].items() if "run" in m]
     results["run_time_exponent"] = fitted_exponent(points)
     if results["run_time_exponent"] is not None:
