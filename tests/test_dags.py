@@ -433,3 +433,42 @@ def test_crosscheck_airflow_environment(capsys, monkeypatch, fresh_warehouse):
     socket_dir = _embedded_pgdata(fresh_warehouse.url)
     assert socket_dir is None or (socket_dir / "PG_VERSION").exists()
     assert _embedded_pgdata("postgresql://u:p@db.example:5432/x") is None
+
+
+PLUGIN_CHECK = r'''
+import json
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app, get_auth_manager
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+client = TestClient(create_app(), follow_redirects=False)
+token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+auth = {"Authorization": f"Bearer {token}"}
+out = {
+    "anonymous": client.get("/crosscheck/").status_code,
+    "index": [client.get("/crosscheck/", headers=auth).status_code, client.get("/crosscheck/", headers=auth).text],
+    "latest": [client.get("/crosscheck/latest", headers=auth).status_code,
+               client.get("/crosscheck/latest", headers=auth).headers.get("location")],
+    "report": client.get("/crosscheck/nights/2026-11-28/report.html", headers=auth).text,
+    "escape": client.get("/crosscheck/nights/2026-11-28/..%2F..%2Fsecret.html", headers=auth).status_code,
+}
+print(json.dumps(out))
+'''
+
+
+def test_report_plugin_serves_logged_in_users_only(airflow_home, tmp_path):
+    """The UI plugin through Airflow's own API server app: 401 without a login, the report with one."""
+    reports = tmp_path / "reports"
+    (reports / "2026-11-28").mkdir(parents=True)
+    (reports / "2026-11-28" / "report.html").write_text("<html>质量报告 2026-11-28</html>", encoding="utf-8")
+    (tmp_path / "secret.html").write_text("secret", encoding="utf-8")
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+           "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False", "CROSSCHECK_REPORTS": str(reports)}
+    done = subprocess.run([sys.executable, "-c", PLUGIN_CHECK], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["anonymous"] == 401
+    assert out["index"][0] == 200 and "2026-11-28" in out["index"][1]
+    assert out["latest"][0] in (302, 307) and out["latest"][1].endswith("nights/2026-11-28/report.html")
+    assert "质量报告" in out["report"]
+    assert out["escape"] == 404
