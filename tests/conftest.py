@@ -7,9 +7,9 @@ CROSSCHECK_TEST_PG_URL is set (CI sets it to the machine's server), against that
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
+from helpers import throwaway_warehouse
 
 from crosscheck import warehouse as wh
 
@@ -30,25 +30,16 @@ def warehouse_server(request) -> str:
 
 @pytest.fixture(scope="session")
 def warehouse(warehouse_server) -> wh.Warehouse:
-    """A migrated throwaway database, dropped at the end of the session."""
-    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
-    url = wh.with_database(warehouse_server, name)
-    w = wh.open_warehouse(url)
-    yield w
-    w.engine.dispose()
-    wh.drop_database(warehouse_server, name)
+    """A migrated throwaway database shared by the session's tests."""
+    with throwaway_warehouse(warehouse_server) as w:
+        yield w
 
 
 @pytest.fixture
 def fresh_warehouse(warehouse_server) -> wh.Warehouse:
     """A migrated database of its own for one test (for tests that compare whole contents)."""
-    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
-    url = wh.with_database(warehouse_server, name)
-    w = wh.open_warehouse(url)
-    yield w
-    w.engine.dispose()
-    wh.drop_database(warehouse_server, name)
-
+    with throwaway_warehouse(warehouse_server) as w:
+        yield w
 
 @pytest.fixture
 def settings(tmp_path):

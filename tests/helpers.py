@@ -12,9 +12,12 @@ import itertools
 import json
 import os
 import time
+import uuid
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
+from crosscheck import warehouse as wh
 from crosscheck.contracts import contracts
 from crosscheck.normalise import check_char
 from crosscheck.settings import Settings
@@ -167,3 +170,15 @@ def ingest(warehouse, settings: Settings, department: str = "hrss"):
 def only(outcomes):
     assert len(outcomes) == 1, outcomes
     return outcomes[0]
+
+
+@contextmanager
+def throwaway_warehouse(server_url: str):
+    """A migrated database of its own on the server, dropped afterwards."""
+    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
+    w = wh.open_warehouse(wh.with_database(server_url, name))
+    try:
+        yield w
+    finally:
+        w.engine.dispose()
+        wh.drop_database(server_url, name)

@@ -11,10 +11,10 @@ import hashlib
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
+from helpers import throwaway_warehouse
 
 from crosscheck import warehouse as wh
 from crosscheck.compare import RULES
@@ -41,15 +41,13 @@ def district(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def night(district, warehouse_server, tmp_path_factory):
     """One database, the night run once; yields (url, env, out dir)."""
-    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
-    url = wh.with_database(warehouse_server, name)
     var = tmp_path_factory.mktemp("var")
     env = {"CROSSCHECK_VAR": str(var)}
     out = var / "out"
-    crosscheck("run", "--landing", str(district / "landing"), "--date", AS_OF, "--warehouse", url,
-               "--out", str(out), env=env)
-    yield url, env, out
-    wh.drop_database(warehouse_server, name)
+    with throwaway_warehouse(warehouse_server) as w:
+        crosscheck("run", "--landing", str(district / "landing"), "--date", AS_OF, "--warehouse", w.url,
+                   "--out", str(out), env=env)
+        yield w.url, env, out
 
 
 def _keys(path: Path, status_filter=None) -> set[tuple[str, str, str]]:
