@@ -270,10 +270,13 @@ def load_file(warehouse: Warehouse, file_id: int) -> FileOutcome:
                     ).format(t=table, c=columns), (file_id, file_id)).rowcount
         quarantined = conn.execute(
             "SELECT count(DISTINCT row_number) FROM ingest.quarantine WHERE file_id = %s", (file_id,)).fetchone()[0]
+        # Usually this file is all that staging holds: TRUNCATE frees it at once, where DELETE of
+        # millions of rows costs seconds and leaves dead tuples behind. The lock waits for any other
+        # file of this extract still being copied in (another process or the staging thread), so its
+        # rows are seen here and never truncated away.
+        conn.execute(sql.SQL("LOCK TABLE staging.{} IN SHARE ROW EXCLUSIVE MODE").format(table))
         others = conn.execute(sql.SQL("SELECT 1 FROM staging.{} WHERE file_id <> %s LIMIT 1").format(table),
                               (file_id,)).fetchone()
-        # Usually this file is all that staging holds: TRUNCATE frees it at once, where DELETE of
-        # millions of rows costs seconds and leaves dead tuples behind.
         if others:
             conn.execute(sql.SQL("DELETE FROM staging.{} WHERE file_id = %s").format(table), (file_id,))
         else:
