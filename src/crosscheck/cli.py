@@ -24,7 +24,7 @@ def cmd_generate(args) -> int:
 
     started = time.perf_counter()
     summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date)
-    print(summary.describe() if hasattr(summary, "describe") else summary)
+    print(summary.describe())
     print(f"generated {args.persons} persons in {time.perf_counter() - started:.1f} s → {args.out}")
     return 0
 

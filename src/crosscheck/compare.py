@@ -62,6 +62,8 @@ COMPARE_LOCK = 0x636F6D70617265
 WORK_MEM = "128MB"
 
 SEVERITIES = ("critical", "high", "medium", "low")
+SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低"}
+STATUS_ZH = {"new": "新增", "open": "持续", "resolved": "已消除"}
 STATUSES = ("new", "open", "resolved")
 DEPARTMENT_ZH = {"civil": "民政", "poverty": "扶贫", "finance": "财政", "hrss": "人社"}
 

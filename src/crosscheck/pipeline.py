@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from crosscheck.ingest import FileOutcome, file_outcome, load_file, record_rejected_drop, stage_drop
+from crosscheck.ingest import FileOutcome, load_file, record_rejected_drop, stage_drop
 from crosscheck.pickup import scan
 from crosscheck.receipts import write_receipt
 from crosscheck.settings import DEPARTMENTS, Settings, get_settings
@@ -102,7 +102,7 @@ class NightResult:
         loaded = sum(f.rows_loaded for f in self.files)
         quarantined = sum(f.rows_quarantined for f in self.files)
         lines.append(f"rows received {received}, loaded {loaded}, quarantined {quarantined}")
-        if self.compare is not None and hasattr(self.compare, "describe"):
+        if self.compare is not None:
             lines.append(self.compare.describe())
         for name, path in self.outputs.items():
             lines.append(f"{name}: {path}")
@@ -192,5 +192,5 @@ def run_night(landing: Path, as_of: date, warehouse_url: str | None = None, out_
     return result
 
 
-__all__ = ["RunFailed", "apply_feedback_folder", "compare_night", "file_outcome", "ingest_department", "ingest_departments", "night_lock", "publish_night",
+__all__ = ["RunFailed", "apply_feedback_folder", "compare_night", "ingest_department", "ingest_departments", "night_lock", "publish_night",
            "run_night"]

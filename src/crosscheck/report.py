@@ -17,16 +17,13 @@ from pathlib import Path
 
 import jinja2
 
+from crosscheck.compare import RULES, SEVERITIES, SEVERITY_ZH, STATUS_ZH, WORKLIST_SHEETS
 from crosscheck.masking import mask_id, mask_ids_in_text
 from crosscheck.reference import towns as district_towns
 from crosscheck.settings import INCLUDE_DIR, Settings
 from crosscheck.warehouse import Warehouse
 
 HEADLINE = ["参保率", "代缴率", "待遇应享尽享率", "贫困人员就业人数", "公益性岗位安置", "死亡冒领金额"]
-SEVERITY_ORDER = ["critical", "high", "medium", "low"]
-SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低"}
-STATUS_ZH = {"new": "新增", "open": "持续", "resolved": "已消除"}
-RULE_GROUPS = {"ID": "基础信息", "SS": "社保扶贫", "EM": "就业扶贫"}
 
 
 @cache
@@ -139,7 +136,7 @@ def render(data: dict, as_of: date, links: dict) -> str:
     } for f in findings]
     counts = {s: sum(1 for f in findings if f["status"] == s) for s in STATUS_ZH}
     by_severity = {s: sum(1 for f in findings if f["severity"] == s and f["status"] != "resolved")
-                   for s in SEVERITY_ORDER}
+                   for s in SEVERITIES}
     rules = sorted({f["rule_code"] for f in findings})
     towns = sorted({f["town"] for f in findings if f["town"]})
     # Every town of the district appears in the grid, a town with nothing open too.
@@ -149,7 +146,7 @@ def render(data: dict, as_of: date, links: dict) -> str:
         row = {"town": town, "total": 0, "by_group": {}}
         for f in findings:
             if f["town"] == town and f["status"] != "resolved":
-                group = RULE_GROUPS.get(f["rule_code"][:2], "其他")
+                group = WORKLIST_SHEETS[RULES[f["rule_code"]].group]
                 row["by_group"][group] = row["by_group"].get(group, 0) + 1
                 row["total"] += 1
         town_grid.append(row)
@@ -161,7 +158,7 @@ def render(data: dict, as_of: date, links: dict) -> str:
         headline.append({"name": name, "row": current})
     return _template().render(
         as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
-        status_zh=STATUS_ZH, rules=rules, towns=towns, town_grid=town_grid, top=top, groups=list(RULE_GROUPS.values()),
+        status_zh=STATUS_ZH, rules=rules, towns=towns, town_grid=town_grid, top=top, groups=list(WORKLIST_SHEETS.values()),
         headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=data["files"],
         indicators=[r for r in data["indicators"] if r["as_of"] == as_of], links=links,
     )

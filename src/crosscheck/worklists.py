@@ -17,7 +17,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from crosscheck.compare import RULES, VERDICTS, WORKLIST_COLUMNS, WORKLIST_SHEETS
+from crosscheck.compare import RULES, SEVERITY_ZH, STATUS_ZH, VERDICTS, WORKLIST_COLUMNS, WORKLIST_SHEETS
 from crosscheck.masking import mask_id, mask_ids_in_text, neutralise_formula
 from crosscheck.settings import Settings
 from crosscheck.warehouse import Warehouse
@@ -50,8 +50,6 @@ HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 WIDTHS = {"finding_id": 9, "rule_code": 7, "rule_title": 18, "severity": 8, "id_number": 21, "name": 12,
           "town": 10, "village": 12, "departments": 12, "period": 9, "detail": 50, "amount": 11, "status": 7,
           "first_seen": 11, "last_seen": 11, "verdict": 10, "note": 24}
-SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低"}
-STATUS_ZH = {"new": "新增", "open": "持续"}
 
 
 def worklist_rows(warehouse: Warehouse, as_of: date) -> list[dict]:

@@ -7,13 +7,10 @@ village, workshop or company for a real one.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from functools import cache
 
-from crosscheck.settings import INCLUDE_DIR
-
-DIVISIONS_CSV = INCLUDE_DIR / "reference" / "tongliang_divisions.csv"
+from crosscheck.reference import division_rows
 
 # Villages per town the generator aims for (the district has 333 村/社区 in 28 towns: ~12 each).
 VILLAGES_PER_TOWN = 12
@@ -102,8 +99,7 @@ def _synthetic_names(town: str, taken: set[str], count: int, street: bool) -> li
 @cache
 def villages() -> tuple[Village, ...]:
     """All villages, real ones first within each town, towns in division-code order."""
-    with DIVISIONS_CSV.open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = division_rows()
     towns: dict[str, tuple[str, list[tuple[str, str]]]] = {}
     for r in rows:
         entry = towns.setdefault(r["town"], (r["town_code"], []))
