@@ -17,7 +17,8 @@ CREATE TABLE night.params (
     dibao             boolean NOT NULL,
     tekun             boolean NOT NULL,
     severe_disability boolean NOT NULL,
-    stale_after_days  integer NOT NULL
+    stale_after_days  integer NOT NULL,
+    night_id          text NOT NULL       -- this set-up; the partitions of a night check it
 );
 
 -- Which snapshot of each extract tonight uses (also stored in mart.freshness).
@@ -29,4 +30,35 @@ CREATE TABLE night.extracts (
     data_as_of   date,                  -- null: never received
     age_days     integer,
     stale        boolean NOT NULL
+);
+
+-- The deployment's towns and their districts (include/reference/, setting `districts`).
+CREATE TABLE night.town_districts (
+    town          text PRIMARY KEY,
+    town_code     text NOT NULL,
+    district_code text NOT NULL,
+    district      text NOT NULL
+);
+
+-- What each partition of the night found (crosscheck.compare.evaluate_partition); gathered into
+-- night.findings and mart.indicators when every partition is done.
+CREATE TABLE night.finding_parts (
+    partition_key text NOT NULL,
+    rule_code     text NOT NULL,
+    subject_key   text NOT NULL,
+    period        text NOT NULL,
+    id_number     text,
+    name          text,
+    town          text,
+    village       text,
+    departments   text,
+    detail        text,
+    amount        numeric(14,2)
+);
+CREATE TABLE night.indicator_parts (
+    partition_key text NOT NULL,
+    indicator     text NOT NULL,
+    town          text,
+    numerator     numeric,
+    denominator   numeric
 );

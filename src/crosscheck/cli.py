@@ -23,7 +23,8 @@ def cmd_generate(args) -> int:
     from crosscheck.generate import generate
 
     started = time.perf_counter()
-    summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date)
+    summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date,
+                       districts=tuple(args.districts.split(",")))
     print(summary.describe())
     print(f"generated {args.persons} persons in {time.perf_counter() - started:.1f} s → {args.out}")
     return 0
@@ -234,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--persons", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--date", type=_date, default=date.today())
+    p.add_argument("--districts", default="500151",
+                   help="region codes whose towns people live in, comma-separated (include/reference/districts.csv;"
+                        " 500199 is a synthetic second district)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="run the whole night in-process")

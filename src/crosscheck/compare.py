@@ -37,6 +37,8 @@ import hashlib
 import logging
 import re
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -46,6 +48,7 @@ from psycopg import sql
 
 from crosscheck.contracts import contracts
 from crosscheck.masking import mask_id, neutralise_formula
+from crosscheck.reference import town_districts
 from crosscheck.settings import EXPECTATIONS_DIR, SQL_DIR, Settings, get_settings
 from crosscheck.warehouse import Warehouse
 
@@ -215,7 +218,11 @@ def _insert(conn, table: str, row: dict) -> None:
 def setup_night(conn, as_of: date, settings: Settings) -> list[dict]:
     """Rebuild schema ``night`` for night D; record freshness. Returns the freshness rows."""
     conn.execute((NIGHT_DIR / "00_schema.sql").read_text(encoding="utf-8"))
-    _insert(conn, "night.params", night_params(as_of, settings))
+    _insert(conn, "night.params", {**night_params(as_of, settings), "night_id": uuid.uuid4().hex})
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO night.town_districts (town, town_code, district_code, district) "
+                        "VALUES (%(town)s, %(town_code)s, %(district_code)s, %(district)s)",
+                        town_districts(settings.districts))
     # A snapshot loaded minutes ago has no statistics yet; without them the planner picks nested
     # loops over a million payments. ANALYZE samples (seconds, not a full scan).
     for extract in contracts():
@@ -255,22 +262,101 @@ def setup_night(conn, as_of: date, settings: Settings) -> list[dict]:
     return freshness
 
 
-def materialise_findings(conn) -> dict[str, float]:
-    """Run every rule file into night.findings; severity and data_hash added. Returns seconds per file."""
-    conn.execute(
-        "CREATE TABLE night.findings (rule_code text NOT NULL, subject_key text NOT NULL, period text NOT NULL, "
-        "severity text, id_number text, name text, town text, village text, departments text, detail text, "
-        "amount numeric(14,2), data_hash text)")
+# ------------------------------------------------------------------------------------ partitions
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A share of the night: the rule rows and indicator rows whose ``town`` is one of ``towns``.
+
+    ``towns=None`` is the whole night (what ``crosscheck run`` evaluates in one go); the rest
+    partition (``rest=True``) takes the rows whose town is in no other partition, or empty. Together
+    the partitions of a plan take every row exactly once, so the partitioned night equals the
+    unpartitioned one. A partition is plain JSON for XCom (``as_dict`` / ``from_dict``).
+    """
+
+    key: str
+    towns: tuple[str, ...] | None = None
+    rest: bool = False
+
+    def where(self, column: sql.Composable) -> sql.Composable:
+        if self.towns is None:
+            return sql.SQL("true")
+        towns = sql.SQL("{}::text[]").format(sql.Literal(list(self.towns)))
+        if self.rest:
+            return sql.SQL("({c} IS NULL OR NOT {c} = ANY({t}))").format(c=column, t=towns)
+        return sql.SQL("{} = ANY({})").format(column, towns)
+
+    def as_dict(self) -> dict:
+        return {"key": self.key, "towns": None if self.towns is None else list(self.towns), "rest": self.rest}
+
+    @classmethod
+    def from_dict(cls, value: dict) -> Partition:
+        towns = value.get("towns")
+        return cls(value["key"], None if towns is None else tuple(towns), bool(value.get("rest")))
+
+
+WHOLE_NIGHT = Partition("全部")
+REST_KEY = "（其他镇街）"
+PARTITION_BY = ("none", "district", "town")
+
+
+def plan_partitions(conn, by: str) -> list[Partition]:
+    """The partitions of tonight's rows: one (``none``), one per district, or one per town, plus the
+    rest partition. Towns are those of tonight's people (``night.towns``); districts come from the
+    reference data (``night.town_districts``)."""
+    if by not in PARTITION_BY:
+        raise ValueError(f"night_partitions must be one of {PARTITION_BY}, not {by!r}")
+    if by == "none":
+        return [WHOLE_NIGHT]
+    rows = conn.execute("SELECT t.town, d.district_code, d.district FROM night.towns t "
+                        "LEFT JOIN night.town_districts d USING (town) ORDER BY d.district_code, d.town_code, t.town"
+                        ).fetchall()
+    groups: dict[str, list[str]] = {}
+    for town, code, district in rows:
+        if code is None:
+            continue  # a town the reference data does not know: the rest partition takes it
+        groups.setdefault(town if by == "town" else f"{district}（{code}）", []).append(town)
+    known = tuple(town for towns in groups.values() for town in towns)
+    return [Partition(key, tuple(towns)) for key, towns in groups.items()] + [Partition(REST_KEY, known, rest=True)]
+
+
+def evaluate_partition(conn, partition: Partition) -> dict[str, float]:
+    """Run every rule file and indicator file over one partition into ``night.finding_parts`` and
+    ``night.indicator_parts`` (replacing the partition's earlier rows: a retried partition leaves
+    no duplicates). Returns seconds per file."""
     cols = sql.SQL(", ").join(map(sql.Identifier, FINDING_COLUMNS))
+    key = sql.Literal(partition.key)
     seconds = {}
+    conn.execute("DELETE FROM night.finding_parts WHERE partition_key = %s", (partition.key,))
+    conn.execute("DELETE FROM night.indicator_parts WHERE partition_key = %s", (partition.key,))
     for path in rule_files():
         started = time.perf_counter()
         n = conn.execute(sql.SQL(
-            "INSERT INTO night.findings ({cols}) SELECT rule_code, subject_key, coalesce(period, ''), id_number, "
-            "name, town, village, departments, detail, amount FROM ({q}) AS r").format(
-            cols=cols, q=sql.SQL(rule_sql(path)))).rowcount
+            "INSERT INTO night.finding_parts (partition_key, {cols}) SELECT {key}, rule_code, subject_key, "
+            "coalesce(period, ''), id_number, name, town, village, departments, detail, amount FROM ({q}) AS r "
+            "WHERE {where}").format(cols=cols, key=key, q=sql.SQL(rule_sql(path)),
+                                    where=partition.where(sql.SQL("r.town")))).rowcount
         seconds[path.name] = time.perf_counter() - started
-        log.debug("rule %s: %d rows in %.2f s", path.name, n, seconds[path.name])
+        log.debug("rule %s, partition %s: %d rows in %.2f s", path.name, partition.key, n, seconds[path.name])
+    for path in sorted(INDICATORS_DIR.glob("*.sql")):
+        started = time.perf_counter()
+        # Sums per town: the district's sums are sums of these, whatever the partitions.
+        conn.execute(sql.SQL(
+            "INSERT INTO night.indicator_parts (partition_key, indicator, town, numerator, denominator) "
+            "SELECT {key}, indicator, town, sum(numerator), sum(denominator) FROM ({q}) AS raw WHERE {where} "
+            "GROUP BY indicator, town").format(key=key, q=sql.SQL(rule_sql(path)),
+                                               where=partition.where(sql.SQL("raw.town"))))
+        seconds[path.name] = time.perf_counter() - started
+    return seconds
+
+
+def materialise_findings(conn) -> None:
+    """Gather the partitions' rows into night.findings; severity and data_hash added."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, FINDING_COLUMNS))
+    conn.execute(sql.SQL(
+        "CREATE TABLE night.findings AS SELECT {cols}, NULL::text AS severity, NULL::text AS data_hash "
+        "FROM night.finding_parts").format(cols=cols))
     unknown = [r[0] for r in conn.execute(
         "SELECT DISTINCT rule_code FROM night.findings WHERE rule_code NOT IN (SELECT rule_code FROM night.rules)")]
     if unknown:
@@ -289,7 +375,6 @@ def materialise_findings(conn) -> dict[str, float]:
             "DELETE FROM night.findings f USING (SELECT ctid, row_number() OVER (PARTITION BY rule_code, subject_key, "
             "period ORDER BY detail, data_hash) AS n FROM night.findings) d WHERE f.ctid = d.ctid AND d.n > 1")
     conn.execute("ALTER TABLE night.findings ADD PRIMARY KEY (rule_code, subject_key, period)")
-    return seconds
 
 
 def merge_findings(conn, as_of: date) -> None:
@@ -346,18 +431,21 @@ def merge_findings(conn, as_of: date) -> None:
 
 
 def compute_indicators(conn, as_of: date, freshness: list[dict]) -> None:
+    """Indicators per town, per district when the deployment has several, and for the whole
+    (scope ``district``), from the partitions' sums per town."""
     conn.execute("DELETE FROM mart.indicators WHERE as_of = %s", (as_of,))
-    for path in sorted(INDICATORS_DIR.glob("*.sql")):
-        started = time.perf_counter()
-        conn.execute(sql.SQL(
-            "WITH raw AS ({q}), scoped AS ("
-            " SELECT indicator, town AS scope, sum(numerator) AS n, sum(denominator) AS d FROM raw "
-            " GROUP BY indicator, town "
-            " UNION ALL SELECT indicator, 'district', sum(numerator), sum(denominator) FROM raw GROUP BY indicator) "
-            "INSERT INTO mart.indicators (as_of, indicator, scope, numerator, denominator, value) "
-            "SELECT %s, indicator, scope, n, d, CASE WHEN d IS NULL THEN n WHEN d = 0 THEN NULL "
-            " ELSE round(n / d, 4) END FROM scoped").format(q=sql.SQL(rule_sql(path))), (as_of,))
-        log.debug("indicators %s: %.2f s", path.name, time.perf_counter() - started)
+    conn.execute(
+        "WITH raw AS (SELECT indicator, town, numerator, denominator FROM night.indicator_parts), "
+        "districts AS (SELECT town, district FROM night.town_districts "
+        " WHERE (SELECT count(DISTINCT district_code) FROM night.town_districts) > 1), "
+        "scoped AS ("
+        " SELECT indicator, town AS scope, sum(numerator) AS n, sum(denominator) AS d FROM raw GROUP BY indicator, town "
+        " UNION ALL SELECT indicator, district, sum(numerator), sum(denominator) FROM raw JOIN districts USING (town) "
+        "  GROUP BY indicator, district "
+        " UNION ALL SELECT indicator, 'district', sum(numerator), sum(denominator) FROM raw GROUP BY indicator) "
+        "INSERT INTO mart.indicators (as_of, indicator, scope, numerator, denominator, value) "
+        "SELECT %s, indicator, scope, n, d, CASE WHEN d IS NULL THEN n WHEN d = 0 THEN NULL "
+        " ELSE round(n / d, 4) END FROM scoped", (as_of,))
     # Data age per department (days since its oldest-used extract; NULL: an extract never received).
     by_dept: dict[str, list[dict]] = {}
     for row in freshness:
@@ -439,8 +527,11 @@ def store_rule_checks(conn, as_of: date, counts: dict[str, int], gx: dict[str, d
 # ------------------------------------------------------------------------------------------- run
 
 
-def run_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = None, gx: bool = True) -> CompareResult:
-    """Compare night D: set-up, rules, findings life, indicators, GX checks; ``mart.runs`` done."""
+def run_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = None, gx: bool = True,
+                partition_by: str = "none") -> CompareResult:
+    """Compare night D in one process: set-up, every partition, then findings life, indicators and
+    GX checks. The nightly DAG runs the same three steps as separate tasks (prepare_compare,
+    compare_partition mapped over the partitions, finish_compare)."""
     settings = settings or get_settings()
     started = time.perf_counter()
     result = CompareResult(as_of)
@@ -448,20 +539,17 @@ def run_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = N
         conn.execute("SELECT pg_advisory_lock(%s)", (COMPARE_LOCK,))
         conn.commit()
         try:
-            with conn.transaction():
-                conn.execute(
-                    "INSERT INTO mart.runs (as_of, status) VALUES (%s, 'running') ON CONFLICT (as_of) DO UPDATE "
-                    "SET started_at = now(), finished_at = NULL, status = 'running'", (as_of,))
-            try:
-                _compare(warehouse, conn, as_of, settings, gx, result)
-            except BaseException:
-                conn.rollback()
-                with conn.transaction():
-                    conn.execute("UPDATE mart.runs SET status = 'failed', finished_at = now() WHERE as_of = %s",
-                                 (as_of,))
-                raise
-            with conn.transaction():
-                conn.execute("UPDATE mart.runs SET status = 'done', finished_at = now() WHERE as_of = %s", (as_of,))
+            with _run_status(conn, as_of, start=True):
+                t = time.perf_counter()
+                partitions = _prepare(conn, as_of, settings, partition_by)
+                result.seconds["setup"] = time.perf_counter() - t
+                t = time.perf_counter()
+                for partition in partitions:
+                    with conn.transaction():
+                        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
+                        evaluate_partition(conn, partition)
+                result.seconds["rules"] = time.perf_counter() - t
+                _finish(warehouse, conn, as_of, settings, gx, result)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (COMPARE_LOCK,))
             conn.commit()
@@ -470,13 +558,92 @@ def run_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = N
     return result
 
 
-def _compare(warehouse: Warehouse, conn, as_of: date, settings: Settings, gx: bool, result: CompareResult) -> None:
-    t = time.perf_counter()
+def prepare_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = None,
+                    partition_by: str | None = None) -> list[dict]:
+    """Step 1 of the partitioned night: set up schema ``night`` for D; return the partitions (JSON)."""
+    settings = settings or get_settings()
+    with warehouse.connect() as conn:
+        with _run_status(conn, as_of, start=True, done=False):
+            partitions = _prepare(conn, as_of, settings, partition_by or settings.night_partitions)
+            night_id = conn.execute("SELECT night_id FROM night.params").fetchone()[0]
+    return [{**p.as_dict(), "night_id": night_id} for p in partitions]
+
+
+def compare_partition(warehouse: Warehouse, as_of: date, partition: dict) -> dict[str, int]:
+    """Step 2, once per partition (in any order, on any worker, retried alone): the partition's
+    rule and indicator rows. Returns its findings per rule."""
+    part = Partition.from_dict(partition)
+    with warehouse.connect() as conn:
+        with _run_status(conn, as_of, done=False), conn.transaction():
+            # Shared: partitions run side by side; set-up and finish take the lock exclusively.
+            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (COMPARE_LOCK,))
+            _check_night(conn, as_of, partition.get("night_id"))
+            conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
+            evaluate_partition(conn, part)
+            return dict(conn.execute("SELECT rule_code, count(*) FROM night.finding_parts WHERE partition_key = %s "
+                                     "GROUP BY 1 ORDER BY 1", (part.key,)).fetchall())
+
+
+def finish_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = None, gx: bool = True,
+                   night_id: str | None = None) -> CompareResult:
+    """Step 3: gather the partitions, merge the findings' life, indicators, GX checks; run done."""
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    result = CompareResult(as_of)
+    with warehouse.connect() as conn:
+        with _run_status(conn, as_of):
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMPARE_LOCK,))
+                _check_night(conn, as_of, night_id)
+            _finish(warehouse, conn, as_of, settings, gx, result)
+    result.duration = time.perf_counter() - started
+    log.info("%s", result.describe())
+    return result
+
+
+@contextmanager
+def _run_status(conn, as_of: date, start: bool = False, done: bool = True):
+    """mart.runs: 'running' first when ``start``, 'failed' when the block raises, 'done' when it ends
+    and ``done``."""
+    if start:
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO mart.runs (as_of, status) VALUES (%s, 'running') ON CONFLICT (as_of) DO UPDATE "
+                "SET started_at = now(), finished_at = NULL, status = 'running'", (as_of,))
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        with conn.transaction():
+            conn.execute("UPDATE mart.runs SET status = 'failed', finished_at = now() WHERE as_of = %s", (as_of,))
+        raise
+    if done:
+        with conn.transaction():
+            conn.execute("INSERT INTO mart.runs (as_of, status, finished_at) VALUES (%s, 'done', now()) "
+                         "ON CONFLICT (as_of) DO UPDATE SET status = 'done', finished_at = now()", (as_of,))
+
+
+def _check_night(conn, as_of: date, night_id: str | None) -> None:
+    """Schema ``night`` is shared: refuse when a set-up ran since the one this step belongs to."""
+    row = conn.execute("SELECT as_of, night_id FROM night.params").fetchone()
+    if row is None or row[0] != as_of or (night_id and row[1] != night_id):
+        raise RuntimeError(f"schema night was set up again since this night's set-up ({row[0] if row else 'none'}):"
+                           f" rerun the night from its set-up step")
+
+
+def _prepare(conn, as_of: date, settings: Settings, partition_by: str) -> list[Partition]:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMPARE_LOCK,))
         conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
-        freshness = setup_night(conn, as_of, settings)
-    result.seconds["setup"] = time.perf_counter() - t
+        setup_night(conn, as_of, settings)
+        return plan_partitions(conn, partition_by)
+
+
+def _finish(warehouse: Warehouse, conn, as_of: date, settings: Settings, gx: bool, result: CompareResult) -> None:
+    freshness = [dict(zip(("department", "dept_zh", "extract", "data_as_of", "age_days", "stale"), r, strict=True))
+                 for r in conn.execute("SELECT department, dept_zh, extract, data_as_of, age_days, stale "
+                                       "FROM night.extracts ORDER BY department, extract").fetchall()]
+    conn.commit()
     result.stale = [f"{r['dept_zh']}/{r['extract']} ("
                     + (f"{r['data_as_of']}, {r['age_days']} 天" if r["data_as_of"] else "从未报送") + ")"
                     for r in freshness if r["stale"]]
@@ -493,7 +660,7 @@ def _compare(warehouse: Warehouse, conn, as_of: date, settings: Settings, gx: bo
         statuses = dict(conn.execute("SELECT status, count(*) FROM mart.finding_nights WHERE as_of = %s GROUP BY 1",
                                      (as_of,)).fetchall())
         result.new, result.open, result.resolved = (statuses.get(s, 0) for s in STATUSES)
-    result.seconds["rules"] = time.perf_counter() - t
+    result.seconds["merge"] = time.perf_counter() - t
 
     t = time.perf_counter()
     with conn.transaction():

@@ -54,6 +54,8 @@ class Settings:
     max_xlsx_uncompressed_bytes: int = 2 * 1024 * 1024 * 1024
     stale_after_days: int = 2
     worklist_mask_ids: bool = True
+    districts: tuple[str, ...] = ("500151",)
+    night_partitions: str = "district"
     extra: dict = field(default_factory=dict)
 
 
@@ -71,8 +73,9 @@ def _tunables() -> dict:
             values[key] = int(env)
         else:
             values[key] = env
-    if "subsidy_categories" in values:
-        values["subsidy_categories"] = tuple(values["subsidy_categories"])
+    for key in ("subsidy_categories", "districts"):
+        if key in values:
+            values[key] = tuple(str(v) for v in values[key])
     return values
 
 

@@ -84,10 +84,12 @@ def _set_drop_times(landing: Path, as_of: date) -> None:
             os.utime(path, (stamp, stamp))
 
 
-def generate(out_dir: Path, persons: int, seed: int, as_of: date) -> GenerateSummary:
+def generate(out_dir: Path, persons: int, seed: int, as_of: date,
+             districts: tuple[str, ...] = ("500151",)) -> GenerateSummary:
+    """``districts``: the region codes whose towns people live in (include/reference/districts.csv)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    w = people.World(persons, seed, as_of)
+    w = people.World(persons, seed, as_of, tuple(districts))
     people.build_persons(w)
     people.build_poverty(w)
     people.build_ids(w)

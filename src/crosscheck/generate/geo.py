@@ -97,9 +97,9 @@ def _synthetic_names(town: str, taken: set[str], count: int, street: bool) -> li
 
 
 @cache
-def villages() -> tuple[Village, ...]:
-    """All villages, real ones first within each town, towns in division-code order."""
-    rows = division_rows()
+def villages(districts: tuple[str, ...] = ("500151",)) -> tuple[Village, ...]:
+    """All villages of the districts, real ones first within each town, towns in division-code order."""
+    rows = division_rows(districts)
     towns: dict[str, tuple[str, list[tuple[str, str]]]] = {}
     for r in rows:
         entry = towns.setdefault(r["town"], (r["town_code"], []))

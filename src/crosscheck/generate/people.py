@@ -163,7 +163,7 @@ def pick(rng: np.random.Generator, mask: np.ndarray, k: int, weights: np.ndarray
 class World:
     """Everything about the synthetic district. Attributes are filled by the build steps."""
 
-    def __init__(self, persons: int, seed: int, as_of: date):
+    def __init__(self, persons: int, seed: int, as_of: date, districts: tuple[str, ...] = ("500151",)):
         if persons < 500:
             raise ValueError("generate at least 500 persons")
         self.N = persons
@@ -177,7 +177,7 @@ class World:
         self.Y0 = np.datetime64(f"{self.Y}-01-01", "D")  # first day of this year
         self.WD0 = np.datetime64(f"{self.Y - 1}-01-01", "D")  # first day of the window
         self.scale = persons / 850_000
-        self.vill = geo.villages()
+        self.vill = geo.villages(districts)
         self.truth: list[tuple[str, str, str, str, str, str]] = []
 
     def rng(self, stage: str) -> np.random.Generator:

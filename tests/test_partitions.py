@@ -1,0 +1,106 @@
+"""The partitioned night equals the unpartitioned one.
+
+A generated deployment of two districts (Tongliang and the synthetic 示例区) is loaded once; the
+night is then compared whole, by district and by town, in one process and step by step as the
+nightly DAG does it (partitions in any order, one of them twice). Findings, their statuses and the
+indicators must be the same every time.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from helpers import make_settings, throwaway_warehouse
+
+from crosscheck.compare import (
+    REST_KEY,
+    compare_partition,
+    finish_compare,
+    prepare_compare,
+    run_compare,
+)
+from crosscheck.generate import generate
+from crosscheck.pipeline import ingest_departments
+from crosscheck.settings import DEPARTMENTS
+
+D = date(2026, 11, 28)
+DISTRICTS = ("500151", "500199")
+
+
+@pytest.fixture(scope="module")
+def deployment(warehouse_server, tmp_path_factory):
+    """(warehouse, settings) with a two-district drop loaded, not yet compared."""
+    tmp = tmp_path_factory.mktemp("two_districts")
+    generate(tmp / "gen", persons=2500, seed=5, as_of=D, districts=DISTRICTS)
+    settings = make_settings(tmp, landing_dir=tmp / "gen" / "landing", districts=DISTRICTS)
+    with throwaway_warehouse(warehouse_server) as w:
+        outcomes = ingest_departments(w, DEPARTMENTS, settings.landing_dir, settings)
+        assert {o.status for o in outcomes} == {"loaded"}
+        yield w, settings
+
+
+def night_state(w) -> dict:
+    with w.connect() as conn:
+        return {
+            "findings": conn.execute(
+                "SELECT rule_code, subject_key, period, severity, id_number, name, town, village, departments, "
+                "detail, amount, data_hash FROM night.findings ORDER BY 1, 2, 3").fetchall(),
+            "statuses": conn.execute(
+                "SELECT f.rule_code, f.subject_key, f.period, n.status FROM mart.finding_nights n "
+                "JOIN mart.findings f USING (finding_id) WHERE n.as_of = %s ORDER BY 1, 2, 3", (D,)).fetchall(),
+            "indicators": conn.execute(
+                "SELECT indicator, scope, numerator, denominator, value FROM mart.indicators WHERE as_of = %s "
+                "ORDER BY 1, 2", (D,)).fetchall(),
+        }
+
+
+@pytest.fixture(scope="module")
+def whole(deployment) -> dict:
+    w, settings = deployment
+    result = run_compare(w, D, settings, gx=False, partition_by="none")
+    assert result.total > 0
+    return night_state(w)
+
+
+def test_the_whole_night_covers_both_districts(whole):
+    towns = {row[6] for row in whole["findings"]}
+    assert any(t.startswith("示例") for t in towns if t) and any(not t.startswith("示例") for t in towns if t)
+    scopes = {scope for _, scope, *_ in whole["indicators"]}
+    assert {"district", "铜梁区", "示例区", "示例河镇", "巴川街道"} <= scopes
+    rate = {scope: (n, d) for ind, scope, n, d, _ in whole["indicators"] if ind == "参保率"}
+    assert rate["district"] == tuple(sum(x[i] for s, x in rate.items() if s in ("铜梁区", "示例区"))
+                                     for i in (0, 1))
+
+
+@pytest.mark.parametrize("by", ["district", "town"])
+def test_partitioned_in_one_process_equals_the_whole(deployment, whole, by):
+    w, settings = deployment
+    run_compare(w, D, settings, gx=False, partition_by=by)
+    assert night_state(w) == whole
+
+
+def test_partitions_as_separate_steps_in_any_order_and_retried(deployment, whole):
+    w, settings = deployment
+    partitions = prepare_compare(w, D, settings, partition_by="town")
+    keys = [p["key"] for p in partitions]
+    assert len(keys) > 30 and keys[-1] == REST_KEY and "示例湖镇" in keys
+    found = {}
+    for partition in reversed(partitions):
+        found[partition["key"]] = compare_partition(w, D, partition)
+    assert compare_partition(w, D, partitions[0]) == found[keys[0]]  # a retry replaces its rows
+    finish_compare(w, D, settings, gx=False, night_id=partitions[0]["night_id"])
+    assert night_state(w) == whole
+    assert sum(sum(counts.values()) for counts in found.values()) == len(whole["findings"])
+
+
+def test_a_partition_of_an_older_set_up_is_refused(deployment, whole):
+    w, settings = deployment
+    old = prepare_compare(w, D, settings, partition_by="district")
+    prepare_compare(w, D, settings, partition_by="district")  # the night was set up again since
+    with pytest.raises(RuntimeError, match="set up again"):
+        compare_partition(w, D, old[0])
+    with w.connect() as conn:
+        assert conn.execute("SELECT status FROM mart.runs WHERE as_of = %s", (D,)).fetchone()[0] == "failed"
+    run_compare(w, D, settings, gx=False)
+    assert night_state(w) == whole
