@@ -34,19 +34,24 @@ DOC = """
 
 **中文**：当四个部门的全部数据项（{n} 个）都已更新入库时立即开始比对；若有部门迟报，
 最迟每天 **05:00（北京时间）** 按时开始，迟报部门使用其最近一次报送的数据，并在报告中标明数据时效（几天前的数据）。
-步骤：确定比对日期 → 跨部门比对（规则、问题清单、指标）→ 输出结果（`mismatches.csv`、`kpis.csv`、
-`report.html`、各镇街核查工作清单、数据质量文档）→ 汇总。输出目录：`reports/<比对日期>/`。
+步骤：确定比对日期 → 准备（读取交回的核查清单、建立当晚比对环境、划分分区）→ 按分区（区县或镇街，
+动态任务映射，可由多个 worker 并行）执行比对规则与指标 → 汇总问题清单与指标 → 输出结果（`mismatches.csv`、
+`kpis.csv`、`report.html`、数据质量文档）；各镇街核查工作清单也按分区并行生成 → 汇总。
+输出目录：`reports/<比对日期>/`。某个分区失败时只重试该分区。
 若比对在排队后 {deadline} 分钟内仍未完成，将发送超时告警（DeadlineAlert）。
 手动触发时可填写参数 `as_of`（YYYY-MM-DD）重跑某一天。
 
 **English**: starts as soon as every extract asset ({n}) has been updated, or at **05:00
 Asia/Shanghai** at the latest; a late department's latest data is used and its age is flagged by the
-comparison. Steps: pick the as-of date → compare (rules, findings, indicators) → publish
-(mismatches.csv, kpis.csv, report.html, work lists per town, Data Docs) → summary, into
+comparison. Steps: pick the as-of date → prepare (returned work lists, the night's set-up, its
+partitions) → rules and indicators per partition (district or town: dynamic task mapping, shared by
+the workers; a failed partition retries alone) → compare (findings life, indicators, GX checks) →
+publish (mismatches.csv, kpis.csv, report.html, Data Docs), work lists per partition → summary, into
 `reports/<as_of>/`. A deadline alert fires when a run has not finished {deadline} minutes after it
 was queued. Trigger manually with the `as_of` param (YYYY-MM-DD) to redo a night.
 
-Code: `crosscheck.tasks` (night_as_of, compare, publish, summarise_night) → `crosscheck.pipeline`.
+Code: `crosscheck.tasks` (night_as_of, prepare, compare_partition, compare, write_worklists, publish,
+summarise_night) → `crosscheck.compare`, `crosscheck.pipeline`.
 """
 
 
@@ -85,17 +90,38 @@ def crosscheck_nightly():
         run_after = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
         return night_as_of(context["params"].get("as_of"), run_after)
 
-    @task(task_id="compare")
-    def compare(day: str) -> dict:
-        from crosscheck.tasks import compare as run_compare
+    @task(task_id="prepare")
+    def prepare(day: str) -> list[dict]:
+        from crosscheck.tasks import prepare as prepare_night
 
-        return run_compare(day)
+        return prepare_night(day)
+
+    # Each mapped instance is labelled with its partition (a district or a town) in the UI.
+    @task(task_id="partition", map_index_template="{{ partition_key }}")
+    def partition(day: str, partition: dict) -> dict:
+        from crosscheck.tasks import compare_partition
+
+        get_current_context()["partition_key"] = partition["key"]
+        return compare_partition(day, partition)
+
+    @task(task_id="compare")
+    def compare(day: str, partitions: list[dict]) -> dict:
+        from crosscheck.tasks import compare as finish
+
+        return finish(day, partitions)
+
+    @task(task_id="worklists", map_index_template="{{ partition_key }}")
+    def worklists(day: str, partition: dict) -> dict:
+        from crosscheck.tasks import write_worklists
+
+        get_current_context()["partition_key"] = partition["key"]
+        return write_worklists(day, partition)
 
     @task(task_id="publish")
     def publish(day: str) -> dict:
         from crosscheck.tasks import publish as run_publish
 
-        return run_publish(day)
+        return run_publish(day, worklists=False)
 
     @task(task_id="summary")
     def summary(day: str, comparison: dict, outputs: dict) -> str:
@@ -104,10 +130,14 @@ def crosscheck_nightly():
         return summarise_night(day, comparison, outputs)
 
     day = as_of()
-    comparison = compare(day)
+    partitions = prepare(day)
+    evaluated = partition.partial(day=day).expand(partition=partitions)
+    comparison = compare(day, partitions)
+    evaluated >> comparison
+    lists = worklists.partial(day=day).expand(partition=partitions)
     outputs = publish(day)
-    comparison >> outputs
-    summary(day, comparison, outputs)
+    comparison >> [lists, outputs]
+    summary(day, comparison, outputs) << lists
 
 
 crosscheck_nightly()

@@ -79,8 +79,10 @@ def cmd_warehouse(args) -> int:
     return 0
 
 
-def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port: int) -> dict:
-    """The environment ``airflow standalone`` runs with for ``crosscheck airflow``."""
+def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port: int,
+                        broker_url: str | None = None) -> dict:
+    """The environment of the Airflow processes of ``crosscheck airflow``: LocalExecutor, or
+    CeleryExecutor with ``broker_url`` (Redis) and task results in the metadata database."""
     import os
 
     from crosscheck.settings import ROOT
@@ -92,7 +94,7 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if broker_url else "LocalExecutor",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
@@ -103,7 +105,25 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "CROSSCHECK_WAREHOUSE_URL": warehouse_url,
         "CROSSCHECK_HOME": str(ROOT),
-    }
+    } | ({
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",  # a free worker takes the next task
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "crosscheck.monitoring.worker_hostname",
+    } if broker_url else {})
+
+
+def airflow_processes(workers: int, concurrency: int) -> list[tuple[str, list[str], dict]]:
+    """(name, command, extra environment) of each process of the CeleryExecutor deployment on one
+    machine. ``airflow standalone`` always runs the LocalExecutor, so each component is started
+    here. Workers read the task logs from the shared log folder: none serves them over HTTP."""
+    processes = [(name, ["airflow", name], {}) for name in ("api-server", "scheduler", "dag-processor", "triggerer")]
+    for i in range(1, workers + 1):
+        name = f"worker-{i}"
+        processes.append((name, ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h",
+                                 "--concurrency", str(concurrency), "--skip-serve-logs"],
+                          {"CROSSCHECK_WORKER_NAME": name}))
+    return processes
 
 
 def _sqlalchemy_psycopg2(url: str) -> str:
@@ -112,8 +132,9 @@ def _sqlalchemy_psycopg2(url: str) -> str:
 
 
 def cmd_airflow(args) -> int:
-    """Airflow standalone (api-server, scheduler, dag-processor, triggerer; LocalExecutor) on this checkout,
-    its metadata in the database ``airflow`` of the embedded PostgreSQL, kept alive while Airflow runs."""
+    """Airflow on this checkout: standalone (api-server, scheduler, dag-processor, triggerer; LocalExecutor),
+    or with --celery the same components plus Celery workers (CeleryExecutor, Redis broker). The metadata
+    is in the database ``airflow`` of the embedded PostgreSQL, kept alive while Airflow runs."""
     import json
     import os
     import signal
@@ -140,7 +161,7 @@ def cmd_airflow(args) -> int:
         server = wh.embedded_server()
         wh.ensure_database(server.get_uri("postgres"), "airflow")
         metadata_url = _sqlalchemy_psycopg2(server.get_uri("airflow"))
-    env = airflow_environment(home, metadata_url, warehouse.url, args.port)
+    env = airflow_environment(home, metadata_url, warehouse.url, args.port, args.broker if args.celery else None)
     if args.print_env:
         for key, value in env.items():
             shown = wh.redact(value) if "://" in value else value
@@ -172,23 +193,37 @@ def cmd_airflow(args) -> int:
     stopping = threading.Event()
     if server is not None:
         threading.Thread(target=_keep_server_up, args=(server, stopping), daemon=True).start()
-    child = subprocess.Popen(["airflow", "standalone"], env={**os.environ, **env}, start_new_session=True)
+    env = {**os.environ, **env}
+    if args.celery:
+        print(f"executor       CeleryExecutor, broker {wh.redact(args.broker)}, {args.workers} workers")
+        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        commands = airflow_processes(args.workers, args.concurrency)
+    else:
+        commands = [("standalone", ["airflow", "standalone"], {})]
+    children = [subprocess.Popen(command, env={**env, **extra}, start_new_session=True)
+                for _, command, extra in commands]
 
-    def forward(signum, _frame):
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
+    def stop(signum=None, _frame=None):
+        for child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGTERM, stop)
     try:
-        return child.wait()
+        while all(child.poll() is None for child in children):  # one component down: stop them all
+            time.sleep(1)
+        failed = next((name for (name, _, _), child in zip(commands, children, strict=True) if child.poll() is not None))
+        print(f"crosscheck airflow: {failed} exited; stopping Airflow", file=sys.stderr)
+        return next(child.returncode for child in children if child.returncode is not None)
     except KeyboardInterrupt:
-        forward(signal.SIGINT, None)
-        try:
-            return child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            return 130
+        return 130
     finally:
+        stop()
+        for child in children:
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
         stopping.set()
         wh.stop_embedded_server()
 
@@ -264,12 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.set_defaults(func=cmd_warehouse)
 
-    p = sub.add_parser("airflow", help="start Airflow standalone (UI, scheduler, LocalExecutor) on this checkout")
+    p = sub.add_parser("airflow", help="start Airflow on this checkout (standalone with the LocalExecutor, or "
+                       "--celery with Redis and several workers)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.add_argument("--metadata-url", help="SQLAlchemy URL of the Airflow metadata DB "
                    "(default: database airflow on the embedded server)")
     p.add_argument("--print-env", action="store_true", help="print the environment Airflow would get and exit")
+    p.add_argument("--celery", action="store_true",
+                   help="CeleryExecutor: api-server, scheduler, dag-processor, triggerer and --workers Celery workers")
+    p.add_argument("--broker", default="redis://127.0.0.1:6379/0", help="Celery broker URL (with --celery)")
+    p.add_argument("--workers", type=int, default=2, help="Celery workers to start (with --celery)")
+    p.add_argument("--concurrency", type=int, default=2, help="tasks each Celery worker runs at once")
     p.set_defaults(func=cmd_airflow)
     return parser
 

@@ -48,7 +48,7 @@ from psycopg import sql
 
 from crosscheck.contracts import contracts
 from crosscheck.masking import mask_id, neutralise_formula
-from crosscheck.reference import town_districts
+from crosscheck.reference import District, town_districts
 from crosscheck.settings import EXPECTATIONS_DIR, SQL_DIR, Settings, get_settings
 from crosscheck.warehouse import Warehouse
 
@@ -734,7 +734,7 @@ def mismatch_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
     return rows
 
 
-def write_mismatches(warehouse: Warehouse, as_of: date, path: Path) -> int:
+def write_mismatches(warehouse: Warehouse, as_of: date, path: Path, towns: tuple[str, ...] | None = None) -> int:
     """mismatches.csv for night D (interface.md): UTF-8 with BOM, one row per finding reported that night.
 
     Columns ``rule_code, severity, id_number, name, town, village, departments, period, detail,
@@ -747,7 +747,7 @@ def write_mismatches(warehouse: Warehouse, as_of: date, path: Path) -> int:
     ``【数据时效提示：人社：养老保险待遇发放明细数据截至2026-11-25，已3天未更新】`` at the end of
     its detail, so whoever reads the row knows it may reflect old data.
     """
-    rows = mismatch_rows(warehouse, as_of)
+    rows = [r for r in mismatch_rows(warehouse, as_of) if towns is None or r["town"] in towns]
     notes = stale_notes(warehouse, as_of)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -764,7 +764,7 @@ def write_mismatches(warehouse: Warehouse, as_of: date, path: Path) -> int:
     return len(rows)
 
 
-def write_kpis(warehouse: Warehouse, as_of: date, path: Path) -> int:
+def write_kpis(warehouse: Warehouse, as_of: date, path: Path, district: District | None = None) -> int:
     """kpis.csv for night D: ``indicator, scope, numerator, denominator, value`` (UTF-8 with BOM).
 
     Scope is ``district`` or a town name; rates have value = numerator / denominator (4 decimals,
@@ -775,6 +775,9 @@ def write_kpis(warehouse: Warehouse, as_of: date, path: Path) -> int:
     with warehouse.reporting() as conn:
         rows = conn.execute("SELECT indicator, scope, numerator, denominator, value FROM mart.indicators "
                             "WHERE as_of = %s", (as_of,)).fetchall()
+    if district is not None:
+        rows = [(r[0], scope, *r[2:]) for r in rows
+                if (scope := district_scope(district, r[0], r[1], {x[0] for x in rows if x[1] == district.name}))]
     rows.sort(key=lambda r: (_indicator_rank(r[0]), r[0], r[1] != "district", r[1]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -784,6 +787,17 @@ def write_kpis(warehouse: Warehouse, as_of: date, path: Path) -> int:
         for r in rows:
             writer.writerow([neutralise_formula(_text(v)) for v in r])
     return len(rows)
+
+
+def district_scope(district: District, indicator: str, scope: str, per_district: set[str]) -> str | None:
+    """The scope of an indicator row in one district's outputs, or None when the row is not the
+    district's: its towns stay, its own totals become ``district``, and deployment-wide rows of
+    indicators not computed per district (data age) stay ``district``."""
+    if scope == district.name:
+        return "district"
+    if scope in district.towns or (scope == "district" and indicator not in per_district):
+        return scope
+    return None
 
 
 INDICATOR_ORDER = ("参保率", "代缴率", "待遇应享尽享率", "贫困人员就业人数", "公益性岗位安置", "扶贫车间吸纳人数",

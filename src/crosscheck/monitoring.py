@@ -240,3 +240,12 @@ async def deadline_missed(context: dict | None = None, **kwargs) -> None:
         await asyncio.to_thread(notify, line, "[crosscheck] nightly comparison is late")
     except Exception as exc:  # noqa: BLE001
         log.warning("[crosscheck] could not send the deadline notification: %s", first_line(exc))
+
+
+def worker_hostname() -> str:
+    """The host name a task instance records (Airflow's ``[core] hostname_callable``):
+    ``CROSSCHECK_WORKER_NAME`` when several Celery workers share one machine, so that the UI and the
+    tests can tell which worker ran a task; the machine's name otherwise."""
+    import socket
+
+    return os.environ.get("CROSSCHECK_WORKER_NAME") or socket.getfqdn()

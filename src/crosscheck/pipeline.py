@@ -111,17 +111,19 @@ class NightResult:
 
 
 @contextmanager
-def night_lock(warehouse: Warehouse, wait: bool = False):
-    """Hold the warehouse-wide night lock; refuse (or wait) when another run holds it."""
+def night_lock(warehouse: Warehouse, wait: bool = False, shared: bool = False):
+    """Hold the warehouse-wide night lock; refuse (or wait) when another run holds it. ``shared``:
+    the partitions of one night hold it side by side, still excluding every other run."""
+    mode = "_shared" if shared else ""
     with warehouse.connect(autocommit=True) as conn:
         if wait:
-            conn.execute("SELECT pg_advisory_lock(%s)", (NIGHT_LOCK,))
-        elif not conn.execute("SELECT pg_try_advisory_lock(%s)", (NIGHT_LOCK,)).fetchone()[0]:
+            conn.execute(f"SELECT pg_advisory_lock{mode}(%s)", (NIGHT_LOCK,))
+        elif not conn.execute(f"SELECT pg_try_advisory_lock{mode}(%s)", (NIGHT_LOCK,)).fetchone()[0]:
             raise RunFailed("another crosscheck run is in progress on this warehouse; try again when it ends")
         try:
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (NIGHT_LOCK,))
+            conn.execute(f"SELECT pg_advisory_unlock{mode}(%s)", (NIGHT_LOCK,))
 
 
 def apply_feedback_folder(warehouse: Warehouse, settings: Settings) -> int:
@@ -146,9 +148,12 @@ def compare_night(warehouse: Warehouse, as_of: date, settings: Settings):
         return run_compare(warehouse, as_of, settings)
 
 
-def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
-    """Write the files interface.md promises for the night into out_dir."""
+def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
+                  worklists: bool = True) -> dict:
+    """Write the files interface.md promises for the night into out_dir; for a deployment of several
+    districts, each district's mismatches.csv, kpis.csv and report.html into districts/<code>/ too."""
     from crosscheck.compare import write_kpis, write_mismatches
+    from crosscheck.reference import deployment_districts
     from crosscheck.report import write_report
     from crosscheck.validate import write_data_docs_index
     from crosscheck.worklists import write_worklists
@@ -158,11 +163,21 @@ def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Se
     with stage("outputs"):
         write_mismatches(warehouse, as_of, outputs["mismatches"])
         write_kpis(warehouse, as_of, outputs["kpis"])
-    with stage("worklists"):
-        outputs.update(write_worklists(warehouse, as_of, out_dir, settings))
+    if worklists:
+        with stage("worklists"):
+            outputs.update(write_worklists(warehouse, as_of, out_dir, settings))
     with stage("report"):
         write_data_docs_index(settings.reports_dir / "data_docs")
         outputs.update(write_report(warehouse, as_of, out_dir, settings))
+    districts = deployment_districts(settings.districts)
+    if len(districts) > 1:
+        with stage("districts"):
+            for district in districts:
+                folder = out_dir / "districts" / district.code
+                write_mismatches(warehouse, as_of, folder / "mismatches.csv", towns=district.towns)
+                write_kpis(warehouse, as_of, folder / "kpis.csv", district=district)
+                write_report(warehouse, as_of, folder, settings, district=district)
+        outputs["districts"] = out_dir / "districts"
     return outputs
 
 

@@ -23,6 +23,10 @@ class District:
     divisions_file: str
     synthetic: bool
 
+    @property
+    def towns(self) -> tuple[str, ...]:
+        return towns((self.code,))
+
 
 @cache
 def known_districts() -> dict[str, District]:

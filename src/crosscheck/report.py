@@ -17,9 +17,9 @@ from pathlib import Path
 
 import jinja2
 
-from crosscheck.compare import RULES, SEVERITIES, SEVERITY_ZH, STATUS_ZH, WORKLIST_SHEETS
+from crosscheck.compare import RULES, SEVERITIES, SEVERITY_ZH, STATUS_ZH, WORKLIST_SHEETS, district_scope
 from crosscheck.masking import mask_id, mask_ids_in_text
-from crosscheck.reference import towns as district_towns
+from crosscheck.reference import District, deployment_districts
 from crosscheck.settings import INCLUDE_DIR, Settings
 from crosscheck.warehouse import Warehouse
 
@@ -125,7 +125,19 @@ def _charts(data: dict, as_of: date) -> dict:
     return charts
 
 
-def render(data: dict, as_of: date, links: dict) -> str:
+def for_district(data: dict, district: District) -> dict:
+    """The report data of one district of a deployment: its towns' findings and indicators, its own
+    totals as scope ``district``; files and freshness stay the deployment's (extracts are shared)."""
+    towns = set(district.towns)
+    own = {(r["as_of"], r["indicator"]) for r in data["indicators"] if r["scope"] == district.name}
+    return {**data, "findings": [f for f in data["findings"] if f["town"] in towns],
+            "indicators": [{**r, "scope": scope} for r in data["indicators"]
+                           if (scope := district_scope(district, r["indicator"], r["scope"],
+                                                       {i for a, i in own if a == r["as_of"]}))]}
+
+
+def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]) -> str:
+    """The report of the districts (the whole deployment, or one district with ``for_district`` data)."""
     findings = data["findings"]
     table = [{
         "rule": f["rule_code"], "severity": f["severity"], "id": mask_id(f["id_number"]), "name": f["name"] or "",
@@ -139,8 +151,9 @@ def render(data: dict, as_of: date, links: dict) -> str:
                    for s in SEVERITIES}
     rules = sorted({f["rule_code"] for f in findings})
     towns = sorted({f["town"] for f in findings if f["town"]})
-    # Every town of the district appears in the grid, a town with nothing open too.
-    grid_towns = list(district_towns()) + [t for t in towns if t not in district_towns()]
+    # Every town of the districts appears in the grid, a town with nothing open too.
+    known = [t for d in districts for t in d.towns]
+    grid_towns = known + [t for t in towns if t not in known]
     town_grid = []
     for town in grid_towns:
         row = {"town": town, "total": 0, "by_group": {}}
@@ -157,15 +170,16 @@ def render(data: dict, as_of: date, links: dict) -> str:
                         and r["as_of"] == as_of), None)
         headline.append({"name": name, "row": current})
     return _template().render(
-        as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
+        scope_name="、".join(d.name for d in districts), as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
         status_zh=STATUS_ZH, rules=rules, towns=towns, town_grid=town_grid, top=top, groups=list(WORKLIST_SHEETS.values()),
         headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=data["files"],
         indicators=[r for r in data["indicators"] if r["as_of"] == as_of], links=links,
     )
 
 
-def write_report(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
-    """Write report.html into out_dir; return {"report": path}."""
+def write_report(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
+                 district: District | None = None) -> dict:
+    """Write report.html of the deployment (or of one of its districts) into out_dir; return {"report": path}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     links = {}
     docs = settings.reports_dir / "data_docs" / "index.html"
@@ -174,5 +188,10 @@ def write_report(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Set
     if settings.outbox_dir.exists():
         links["receipts"] = os.path.relpath(settings.outbox_dir, out_dir)
     path = out_dir / "report.html"
-    path.write_text(render(gather(warehouse, as_of), as_of, links), encoding="utf-8")
+    data = gather(warehouse, as_of)
+    if district is None:
+        html = render(data, as_of, links, deployment_districts(settings.districts))
+    else:
+        html = render(for_district(data, district), as_of, links, (district,))
+    path.write_text(html, encoding="utf-8")
     return {"report": path}

@@ -10,9 +10,11 @@ Per department (one ingest DAG each)::
 
     pending_drops  → stage_one (per file) → validate_one (per file) → load_one (per file) → summarise_department
 
-The night (the nightly DAG)::
+The night (the nightly DAG), its heavy steps mapped over the night's partitions (by district or by
+town, setting ``night_partitions``) so that several workers share a night::
 
-    night_as_of → compare → publish → summarise_night
+    night_as_of → prepare → compare_partition (per partition) → compare → publish ─┐
+                                             write_worklists (per partition) ─┴→ summarise_night
 """
 
 from __future__ import annotations
@@ -264,21 +266,74 @@ def _findings_summary(warehouse, as_of: date) -> dict:
     return {"findings": counts, "freshness": freshness}
 
 
-def compare(as_of: str, settings=None, warehouse=None) -> dict:
-    """Freshness, rules, findings, indicators for the night (under the warehouse-wide night lock)."""
+def prepare(as_of: str, settings=None, warehouse=None) -> list[dict]:
+    """Read returned work lists, set up the night, and plan its partitions (under the night lock)."""
+    from crosscheck.compare import prepare_compare
+    from crosscheck.pipeline import apply_feedback_folder, night_lock
+    from crosscheck.worklists import clear_worklists
+
+    settings = settings or _settings()
+    warehouse = warehouse or _warehouse(settings)
+    with night_lock(warehouse):
+        verdicts = apply_feedback_folder(warehouse, settings)
+        partitions = prepare_compare(warehouse, date.fromisoformat(as_of), settings)
+    clear_worklists(settings.reports_dir / as_of)
+    log.info("night %s set up; %d verdicts read from returned work lists; %d partitions (%s): %s", as_of, verdicts,
+             len(partitions), settings.night_partitions, ", ".join(p["key"] for p in partitions))
+    return partitions
+
+
+def compare_partition(as_of: str, partition: dict, warehouse=None) -> dict:
+    """The rules and indicators of one partition (one mapped task instance; retried alone)."""
+    from crosscheck.compare import compare_partition as run_partition
+    from crosscheck.pipeline import night_lock
+
+    warehouse = warehouse or _warehouse()
+    with night_lock(warehouse, shared=True):
+        counts = run_partition(warehouse, date.fromisoformat(as_of), partition)
+    log.info("partition %s (%s towns): %d findings%s", partition["key"],
+             "all" if partition.get("towns") is None else len(partition["towns"]), sum(counts.values()),
+             (": " + ", ".join(f"{k} {v}" for k, v in counts.items())) if counts else "")
+    return {"partition": partition["key"], "findings": counts}
+
+
+def compare(as_of: str, partitions: list[dict] | None = None, settings=None, warehouse=None) -> dict:
+    """Findings life, indicators and GX checks once every partition is in (under the night lock).
+    Without partitions: the whole comparison in this task."""
+    from crosscheck.compare import finish_compare
     from crosscheck.pipeline import compare_night, night_lock
 
     settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
     day = date.fromisoformat(as_of)
     with night_lock(warehouse):
-        result = compare_night(warehouse, day, settings)
-    if hasattr(result, "describe"):
-        for line in str(result.describe()).splitlines():
-            log.info("%s", line)
+        if partitions:
+            result = finish_compare(warehouse, day, settings, night_id=partitions[0].get("night_id"))
+        else:
+            result = compare_night(warehouse, day, settings)
+    for line in str(result.describe()).splitlines():
+        log.info("%s", line)
     summary = {"as_of": as_of, **_findings_summary(warehouse, day)}
     _log_findings(summary)
     return summary
+
+
+def write_worklists(as_of: str, partition: dict, settings=None, warehouse=None) -> dict:
+    """The work lists of one partition's towns (one mapped task instance)."""
+    from crosscheck.compare import Partition
+    from crosscheck.pipeline import night_lock
+    from crosscheck.worklists import write_worklists as write
+
+    settings = settings or _settings()
+    warehouse = warehouse or _warehouse(settings)
+    out_dir = settings.reports_dir / as_of
+    before = set((out_dir / "worklists").glob("*.xlsx"))
+    with night_lock(warehouse, shared=True):
+        folder = write(warehouse, date.fromisoformat(as_of), out_dir, settings, Partition.from_dict(partition))["worklists"]
+    written = sorted(p.name for p in set(folder.glob("*.xlsx")) - before)
+    log.info("partition %s: %d work lists in %s%s", partition["key"], len(written), folder,
+             (": " + ", ".join(written)) if written else "")
+    return {"partition": partition["key"], "worklists": written}
 
 
 def _log_findings(summary: dict) -> None:
@@ -295,8 +350,9 @@ def _log_findings(summary: dict) -> None:
         log.warning("stale data used tonight: %s", ", ".join(stale))
 
 
-def publish(as_of: str, settings=None, warehouse=None) -> dict:
-    """Write mismatches.csv, kpis.csv, report.html, the work lists (and Data Docs) for the night."""
+def publish(as_of: str, settings=None, warehouse=None, worklists: bool = True) -> dict:
+    """Write mismatches.csv, kpis.csv, report.html (per district too) and Data Docs for the night, and
+    the work lists unless the DAG writes them per partition (``worklists=False``)."""
     from crosscheck.pipeline import night_lock, publish_night
 
     settings = settings or _settings()
@@ -304,7 +360,7 @@ def publish(as_of: str, settings=None, warehouse=None) -> dict:
     day = date.fromisoformat(as_of)
     out_dir = settings.reports_dir / as_of
     with night_lock(warehouse):
-        outputs = publish_night(warehouse, day, out_dir, settings)
+        outputs = publish_night(warehouse, day, out_dir, settings, worklists=worklists)
     result = {}
     for name, path in outputs.items():
         result[name] = str(path)

@@ -9,6 +9,7 @@ setting ``worklist_mask_ids`` is off.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -16,8 +17,18 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
+from psycopg import sql
 
-from crosscheck.compare import RULES, SEVERITY_ZH, STATUS_ZH, VERDICTS, WORKLIST_COLUMNS, WORKLIST_SHEETS
+from crosscheck.compare import (
+    RULES,
+    SEVERITY_ZH,
+    STATUS_ZH,
+    VERDICTS,
+    WHOLE_NIGHT,
+    WORKLIST_COLUMNS,
+    WORKLIST_SHEETS,
+    Partition,
+)
 from crosscheck.masking import mask_id, mask_ids_in_text, neutralise_formula
 from crosscheck.settings import Settings
 from crosscheck.warehouse import Warehouse
@@ -52,10 +63,10 @@ WIDTHS = {"finding_id": 9, "rule_code": 7, "rule_title": 18, "severity": 8, "id_
           "first_seen": 11, "last_seen": 11, "verdict": 10, "note": 24}
 
 
-def worklist_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
-    """Findings to work on tonight (new and open), with the latest verdict already given."""
+def worklist_rows(warehouse: Warehouse, as_of: date, partition: Partition = WHOLE_NIGHT) -> list[dict]:
+    """Findings to work on tonight (new and open) of the partition's towns, with the latest verdict."""
     with warehouse.reporting() as conn:
-        cur = conn.execute("""
+        cur = conn.execute(sql.SQL("""
             SELECT f.finding_id, f.rule_code, f.severity, f.id_number, f.name, f.town, f.village, f.departments,
                    f.period, f.detail, f.amount, n.status, f.first_seen, f.last_seen,
                    (SELECT verdict FROM mart.feedback b WHERE b.finding_id = f.finding_id
@@ -63,8 +74,9 @@ def worklist_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
                    (SELECT note FROM mart.feedback b WHERE b.finding_id = f.finding_id
                      ORDER BY received_at DESC LIMIT 1) AS note
             FROM mart.finding_nights n JOIN mart.findings f USING (finding_id)
-            WHERE n.as_of = %s AND n.status IN ('new', 'open')
-            ORDER BY f.town NULLS LAST, f.rule_code, f.village NULLS LAST, f.id_number, f.period""", (as_of,))
+            WHERE n.as_of = %s AND n.status IN ('new', 'open') AND {}
+            ORDER BY f.town NULLS LAST, f.rule_code, f.village NULLS LAST, f.id_number, f.period""").format(
+            partition.where(sql.SQL("f.town"))), (as_of,))
         names = [d.name for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
@@ -109,28 +121,36 @@ def _sheet(book: Workbook, title: str, group: str, rows: list[dict], town: str, 
         row[keys.index("detail")].alignment = Alignment(wrap_text=True, vertical="top")
 
 
-def _file_stem(town: str, taken: set[str]) -> str:
+def _file_stem(town: str) -> str:
     """A town as a file name: no path separators, characters Windows forbids or control characters, at most
-    150 bytes (a town is data a department sent), distinct from the names already taken."""
+    150 bytes (a town is data a department sent). A name that had to change gets a short hash of the
+    original, so two towns never share a file, whichever partition writes them."""
     safe = "".join(ch for ch in town if ch.isprintable() and ch not in '/\\:*?"<>|').strip(" .") or "未知镇街"
     safe = safe.encode("utf-8")[:150].decode("utf-8", "ignore")
-    stem, n = safe, 2
-    while stem in taken:
-        stem, n = f"{safe}_{n}", n + 1
-    taken.add(stem)
-    return stem
+    return safe if safe == town else f"{safe}_{hashlib.sha1(town.encode('utf-8')).hexdigest()[:6]}"
 
 
-def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
-    """One workbook per town with findings to work on; return {"worklists": folder}."""
+def clear_worklists(out_dir: Path) -> Path:
+    """Empty worklists/ of a night's folder: a rerun must not leave the previous run's towns behind."""
     folder = out_dir / "worklists"
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.xlsx"):
-        old.unlink()  # a rerun must not leave the previous run's towns behind
+        old.unlink()
+    return folder
+
+
+def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
+                    partition: Partition | None = None) -> dict:
+    """One workbook per town with findings to work on; return {"worklists": folder}.
+
+    Without a partition, worklists/ is emptied first and every town written; with one (the nightly
+    DAG maps this over the night's partitions, after emptying the folder once), its towns only.
+    """
+    folder = clear_worklists(out_dir) if partition is None else out_dir / "worklists"
+    folder.mkdir(parents=True, exist_ok=True)
     by_town: dict[str, list[dict]] = {}
-    for row in worklist_rows(warehouse, as_of):
+    for row in worklist_rows(warehouse, as_of, partition or WHOLE_NIGHT):
         by_town.setdefault(row["town"] or "未知镇街", []).append(row)
-    taken: set[str] = set()
     for town, rows in sorted(by_town.items()):
         book = Workbook()
         book.remove(book.active)
@@ -138,5 +158,5 @@ def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: 
             _sheet(book, title, group, [r for r in rows if RULES[r["rule_code"]].group == group], town, as_of,
                    settings.worklist_mask_ids)
         book.properties.creator = "crosscheck"
-        book.save(folder / f"{_file_stem(town, taken)}.xlsx")
+        book.save(folder / f"{_file_stem(town)}.xlsx")
     return {"worklists": folder}
