@@ -182,3 +182,19 @@ def throwaway_warehouse(server_url: str):
     finally:
         w.engine.dispose()
         wh.drop_database(server_url, name)
+
+
+def night_state(w, as_of: date) -> dict:
+    """What a compared night leaves in the warehouse: tonight's findings, their statuses, the indicators."""
+    with w.connect() as conn:
+        return {
+            "findings": conn.execute(
+                "SELECT rule_code, subject_key, period, severity, id_number, name, town, village, departments, "
+                "detail, amount, data_hash FROM night.findings ORDER BY 1, 2, 3").fetchall(),
+            "statuses": conn.execute(
+                "SELECT f.rule_code, f.subject_key, f.period, n.status FROM mart.finding_nights n "
+                "JOIN mart.findings f USING (finding_id) WHERE n.as_of = %s ORDER BY 1, 2, 3", (as_of,)).fetchall(),
+            "indicators": conn.execute(
+                "SELECT indicator, scope, numerator, denominator, value FROM mart.indicators WHERE as_of = %s "
+                "ORDER BY 1, 2", (as_of,)).fetchall(),
+        }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from helpers import make_settings, throwaway_warehouse
+from helpers import make_settings, night_state, throwaway_warehouse
 
 from crosscheck.compare import (
     REST_KEY,
@@ -40,27 +40,12 @@ def deployment(warehouse_server, tmp_path_factory):
         yield w, settings
 
 
-def night_state(w) -> dict:
-    with w.connect() as conn:
-        return {
-            "findings": conn.execute(
-                "SELECT rule_code, subject_key, period, severity, id_number, name, town, village, departments, "
-                "detail, amount, data_hash FROM night.findings ORDER BY 1, 2, 3").fetchall(),
-            "statuses": conn.execute(
-                "SELECT f.rule_code, f.subject_key, f.period, n.status FROM mart.finding_nights n "
-                "JOIN mart.findings f USING (finding_id) WHERE n.as_of = %s ORDER BY 1, 2, 3", (D,)).fetchall(),
-            "indicators": conn.execute(
-                "SELECT indicator, scope, numerator, denominator, value FROM mart.indicators WHERE as_of = %s "
-                "ORDER BY 1, 2", (D,)).fetchall(),
-        }
-
-
 @pytest.fixture(scope="module")
 def whole(deployment) -> dict:
     w, settings = deployment
     result = run_compare(w, D, settings, gx=False, partition_by="none")
     assert result.total > 0
-    return night_state(w)
+    return night_state(w, D)
 
 
 def test_the_whole_night_covers_both_districts(whole):
@@ -77,7 +62,7 @@ def test_the_whole_night_covers_both_districts(whole):
 def test_partitioned_in_one_process_equals_the_whole(deployment, whole, by):
     w, settings = deployment
     run_compare(w, D, settings, gx=False, partition_by=by)
-    assert night_state(w) == whole
+    assert night_state(w, D) == whole
 
 
 def test_partitions_as_separate_steps_in_any_order_and_retried(deployment, whole):
@@ -90,7 +75,7 @@ def test_partitions_as_separate_steps_in_any_order_and_retried(deployment, whole
         found[partition["key"]] = compare_partition(w, D, partition)
     assert compare_partition(w, D, partitions[0]) == found[keys[0]]  # a retry replaces its rows
     finish_compare(w, D, settings, gx=False, night_id=partitions[0]["night_id"])
-    assert night_state(w) == whole
+    assert night_state(w, D) == whole
     assert sum(sum(counts.values()) for counts in found.values()) == len(whole["findings"])
 
 
@@ -103,4 +88,4 @@ def test_a_partition_of_an_older_set_up_is_refused(deployment, whole):
     with w.connect() as conn:
         assert conn.execute("SELECT status FROM mart.runs WHERE as_of = %s", (D,)).fetchone()[0] == "failed"
     run_compare(w, D, settings, gx=False)
-    assert night_state(w) == whole
+    assert night_state(w, D) == whole
