@@ -9,24 +9,16 @@ equals the in-process, unpartitioned night.
 from __future__ import annotations
 
 import csv
-import json
 import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from datetime import date
 from pathlib import Path
 
-import psycopg
 import pytest
+from airflow_stack import AirflowStack
 from helpers import make_settings, night_state, throwaway_warehouse
 from openpyxl import load_workbook
 
 from crosscheck import warehouse as wh
-from crosscheck.cli import _sqlalchemy_psycopg2, airflow_environment
 from crosscheck.generate import generate
 from crosscheck.pipeline import compare_night, ingest_departments, publish_night
 from crosscheck.settings import DEPARTMENTS
@@ -34,7 +26,6 @@ from crosscheck.settings import DEPARTMENTS
 D = date(2026, 11, 28)
 DISTRICTS = ("500151", "500199")
 BROKER = "redis://127.0.0.1:6379/13"  # a database of its own on the machine's Redis
-VENV_BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.xdist_group("celery")
 
 
@@ -47,22 +38,6 @@ def _redis_ready() -> bool:
         return True
     except redis.exceptions.ConnectionError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(what: str, check, timeout: float, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -82,75 +57,17 @@ def celery_night(server_url, tmp_path_factory):
     generate(tmp / "gen", persons=2000, seed=7, as_of=D, districts=DISTRICTS)
     settings = make_settings(tmp, landing_dir=tmp / "gen" / "landing", districts=DISTRICTS,
                              night_partitions="district")
-    metadata_db = f"crosscheck_airflow_{os.getpid()}"
-    wh.ensure_database(server_url, metadata_db)
-    metadata_url = _sqlalchemy_psycopg2(wh.with_database(server_url, metadata_db))
+    env = {"CROSSCHECK_VAR": str(settings.var_dir), "CROSSCHECK_LANDING": str(settings.landing_dir),
+           "CROSSCHECK_REPORTS": str(settings.reports_dir), "CROSSCHECK_OUTBOX": str(settings.outbox_dir),
+           "CROSSCHECK_FEEDBACK": str(settings.feedback_dir), "CROSSCHECK_ARCHIVE": str(settings.archive_dir),
+           "CROSSCHECK_DISTRICTS": ",".join(DISTRICTS), "CROSSCHECK_NIGHT_PARTITIONS": "district",
+           "CROSSCHECK_TASK_RETRIES": "0"}
     with throwaway_warehouse(server_url) as w:
         assert {o.status for o in ingest_departments(w, DEPARTMENTS, settings.landing_dir, settings)} == {"loaded"}
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CROSSCHECK_"))}
-        env.update(airflow_environment(tmp / "airflow", metadata_url, w.url, port, BROKER))
-        env.update({
-            "PATH": f"{VENV_BIN}{os.pathsep}{env['PATH']}", "CROSSCHECK_VAR": str(settings.var_dir),
-            "CROSSCHECK_LANDING": str(settings.landing_dir), "CROSSCHECK_REPORTS": str(settings.reports_dir),
-            "CROSSCHECK_OUTBOX": str(settings.outbox_dir), "CROSSCHECK_FEEDBACK": str(settings.feedback_dir),
-            "CROSSCHECK_ARCHIVE": str(settings.archive_dir), "CROSSCHECK_DISTRICTS": ",".join(DISTRICTS),
-            "CROSSCHECK_NIGHT_PARTITIONS": "district", "CROSSCHECK_TASK_RETRIES": "0",
-            "CROSSCHECK_NIGHT_CRON": "0 5 1 1 *",  # no scheduled run beside the one triggered here
-        })
-        log = open(tmp / "airflow.log", "w")
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "crosscheck.cli", "airflow", "--celery", "--workers", "2", "--concurrency", "1",
-             "--port", str(port), "--warehouse", w.url, "--metadata-url", metadata_url],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        meta = psycopg.connect(wh.with_database(server_url, metadata_db), autocommit=True)
-        try:
-            def airflow(*args):
-                done = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True, timeout=180)
-                assert done.returncode == 0, done.stderr[-2000:]
-
-            def dag_parsed():
-                try:
-                    return meta.execute("SELECT 1 FROM dag WHERE dag_id = 'crosscheck_nightly'").fetchone()
-                except psycopg.errors.UndefinedTable:  # still migrating
-                    return None
-
-            def workers_up():  # each worker logs "worker-N@host ready." once it consumes the queue
-                text = (tmp / "airflow.log").read_text(errors="replace")
-                return all(re.search(rf"worker-{i}@\S+ ready\.", text) for i in (1, 2))
-
-            _wait("the DAG processor to parse the nightly DAG", dag_parsed, 300)
-            _wait("two Celery workers", workers_up, 180)
-            airflow("dags", "unpause", "crosscheck_nightly")
-            airflow("dags", "trigger", "crosscheck_nightly", "--run-id", "celery_test",
-                    "--conf", json.dumps({"as_of": D.isoformat()}))
-            state = _wait("the nightly run to finish", lambda: meta.execute(
-                "SELECT state FROM dag_run WHERE run_id = 'celery_test' AND state IN ('success', 'failed')"
-            ).fetchone(), 600, every=3)[0]
-            tis = meta.execute("SELECT task_id, map_index, state, hostname, rendered_map_index FROM task_instance "
-                               "WHERE run_id = 'celery_test' ORDER BY task_id, map_index").fetchall()
-            assert state == "success", (tis, (tmp / "airflow.log").read_text()[-3000:])
-            yield {"w": w, "settings": settings, "tis": tis, "state": night_state(w, D),
-                   "out": settings.reports_dir / D.isoformat()}
-        finally:
-            meta.close()
-            os.killpg(stack.pid, signal.SIGTERM)
-            try:
-                stack.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(stack.pid, signal.SIGKILL)
-            log.close()
-            wh.drop_database(server_url, metadata_db)
-
-
-def test_mapped_tasks_ran_on_two_workers(celery_night):
-    mapped = [t for t in celery_night["tis"] if t[1] >= 0]
-    assert {t[0] for t in mapped} == {"partition", "worklists"}
-    assert {t[2] for t in mapped} == {"success"}
-    labels = {t[4] for t in mapped if t[0] == "partition"}
-    assert {"铜梁区（500151）", "示例区（500199）"} <= labels  # the UI shows each partition's name
-    workers = {t[3] for t in mapped}
-    assert len(workers) >= 2 and all(h.startswith("worker-") for h in workers), workers
+        with AirflowStack(server_url, w.url, tmp / "stack", env, workers=2, broker=BROKER) as stack:
+            run = stack.run_nightly(D.isoformat(), "celery_test")
+        assert run["state"] == "success", (run["tis"], run["log_tail"])
+        yield {"w": w, "tis": run["tis"], "state": night_state(w, D), "out": settings.reports_dir / D.isoformat()}
 
 
 def _sheets(path: Path) -> dict:
@@ -166,7 +83,17 @@ def _csv(path: Path) -> list[list[str]]:
         return list(csv.reader(f))
 
 
-def test_outputs_equal_the_in_process_night(celery_night, tmp_path):
+def test_nightly_dag_on_two_celery_workers(celery_night, tmp_path):
+    """One test (one Airflow deployment): where the mapped tasks ran, then what they wrote."""
+    mapped = [t for t in celery_night["tis"] if t["map_index"] >= 0]
+    assert {t["task_id"] for t in mapped} == {"partition", "worklists"}
+    assert {t["state"] for t in mapped} == {"success"}
+    labels = {t["rendered_map_index"] for t in mapped if t["task_id"] == "partition"}
+    assert {"铜梁区（500151）", "示例区（500199）"} <= labels  # the UI shows each partition's name
+    workers = {t["hostname"] for t in mapped}
+    assert len(workers) >= 2 and all(h.startswith("worker-") for h in workers), workers
+
+    # The outputs equal the unpartitioned night computed in this process.
     w, out = celery_night["w"], celery_night["out"]
     settings = make_settings(tmp_path, districts=DISTRICTS)
     compare_night(w, D, settings)  # unpartitioned, in this process

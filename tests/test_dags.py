@@ -336,7 +336,53 @@ def test_night_end_to_end(dagbag, crosscheck_env, fresh_warehouse, tmp_path):
     assert str(run.state) == "success", task_states(run)
     out = settings.reports_dir / as_of.isoformat()
     assert (out / "mismatches.csv").is_file() and (out / "kpis.csv").is_file()
+    states = task_states(run)
+    for task_id in ("partition", "worklists"):  # mapped over the night's partitions: Tongliang + the rest
+        assert [s for (t, i), s in states.items() if t == task_id and i >= 0] == ["success", "success"], states
+    assert list((out / "worklists").glob("*.xlsx"))
     print("timings:", json.dumps({k: round(v, 1) for k, v in timings.items()}))
+
+
+def test_a_failed_partition_is_retried_alone(dagbag, crosscheck_env, fresh_warehouse, tmp_path, monkeypatch):
+    """One mapped partition fails on its first try: it alone runs again, and the night completes with
+    the same findings as the unpartitioned comparison."""
+    from airflow.utils.session import create_session
+
+    from crosscheck import tasks
+    from crosscheck.compare import REST_KEY
+    from crosscheck.pipeline import compare_night, ingest_departments
+
+    as_of = night_date()
+    write_district(tmp_path / "district", as_of, persons=1000)
+    ingest_departments(fresh_warehouse, DEPARTMENTS, tmp_path / "district" / "landing", crosscheck_env)
+    real, failures = tasks.compare_partition, []
+
+    def flaky(day, partition, warehouse=None):
+        if partition["key"] == REST_KEY and not failures:
+            failures.append(partition["key"])
+            raise ConnectionError("server closed the connection unexpectedly (injected)")
+        return real(day, partition, warehouse)
+
+    monkeypatch.setattr(tasks, "compare_partition", flaky)
+    dag = dagbag.get_dag("crosscheck_nightly")
+    monkeypatch.setattr(dag.get_task("partition"), "retries", 1)
+    monkeypatch.setattr(dag.get_task("partition"), "retry_delay", timedelta(0))
+    run, _ = run_dag(dagbag, "crosscheck_nightly")
+    assert str(run.state) == "success", task_states(run)
+    with create_session() as session:
+        tries = {(ti.task_id, ti.rendered_map_index): ti.try_number for ti in run.get_task_instances(session=session)}
+    assert failures == [REST_KEY]
+    assert tries[("partition", REST_KEY)] == 2
+    assert {k: v for k, v in tries.items() if k != ("partition", REST_KEY)} == {k: 1 for k in tries
+                                                                               if k != ("partition", REST_KEY)}
+    with fresh_warehouse.connect() as conn:
+        by_dag = conn.execute("SELECT rule_code, subject_key, period, data_hash FROM night.findings ORDER BY 1, 2, 3"
+                              ).fetchall()
+    compare_night(fresh_warehouse, as_of, crosscheck_env)
+    with fresh_warehouse.connect() as conn:
+        assert by_dag == conn.execute("SELECT rule_code, subject_key, period, data_hash FROM night.findings "
+                                      "ORDER BY 1, 2, 3").fetchall()
+    assert by_dag
 
 
 def test_broken_file_does_not_stop_the_others(dagbag, crosscheck_env, fresh_warehouse, tmp_path):

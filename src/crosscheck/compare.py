@@ -8,9 +8,13 @@
    extract (``night.residents`` … over the chosen snapshot; an extract never received is a view
    with no rows), ``night.params`` (D, year, last full month, age limits, enabled 代缴
    categories), ``night.extracts`` and the shared helper tables of ``sql/night/*.sql``.
-2. **Rules**: every ``sql/rules/*.sql`` is one SELECT without bind parameters (it runs as is in
-   psql) returning ``rule_code, subject_key, period, id_number, name, town, village, departments,
-   detail, amount``; the rows are materialised into ``night.findings``.
+2. **Rules**, per partition of the night (``Partition``: the whole night, or a district's or a
+   town's rows — the nightly DAG maps them over workers): every ``sql/rules/*.sql`` is one SELECT
+   without bind parameters (it runs as is in psql) returning ``rule_code, subject_key, period,
+   id_number, name, town, village, departments, detail, amount``; each partition keeps the rows of
+   its towns in ``night.finding_parts`` (and its indicator sums per town in
+   ``night.indicator_parts``); then all are materialised into ``night.findings``. In one process:
+   ``run_compare``; as steps: ``prepare_compare`` → ``compare_partition`` (each) → ``finish_compare``.
 3. **Findings life** (``mart.findings`` / ``mart.finding_nights``): a finding is identified by
    (rule_code, subject_key, period). Statuses are computed against the latest *earlier* night in
    ``mart.finding_nights``: ``new`` (not reported new/open that night), ``open`` (reported new/open
@@ -18,8 +22,9 @@
    reported once). A finding whose latest 核查结论 is 不属实 and whose data (``data_hash``) has not
    changed is never reported ``new`` again: it is reported ``open``. Rerunning a night replaces
    that night's rows: the mart is the same after one run or three.
-4. **Indicators** (``sql/indicators/*.sql``, per town and the district) and data-age indicators
-   (``数据时效_<部门>``) into ``mart.indicators``.
+4. **Indicators** (``sql/indicators/*.sql``, per town, per district when the deployment has several,
+   and for the whole as scope ``district``) and data-age indicators (``数据时效_<部门>``) into
+   ``mart.indicators``.
 5. **Great Expectations**: the suites ``expectations/rules/*.json`` hold one
    ``unexpected_rows_expectation`` per rule (naming its SQL file) over the rule's materialised rows
    in ``night.findings``: the night's GX result says which rules pass and how many rows fail each.
@@ -354,6 +359,7 @@ def evaluate_partition(conn, partition: Partition) -> dict[str, float]:
 def materialise_findings(conn) -> None:
     """Gather the partitions' rows into night.findings; severity and data_hash added."""
     cols = sql.SQL(", ").join(map(sql.Identifier, FINDING_COLUMNS))
+    conn.execute("DROP TABLE IF EXISTS night.findings")  # a retried finish step
     conn.execute(sql.SQL(
         "CREATE TABLE night.findings AS SELECT {cols}, NULL::text AS severity, NULL::text AS data_hash "
         "FROM night.finding_parts").format(cols=cols))

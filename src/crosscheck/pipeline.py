@@ -112,8 +112,9 @@ class NightResult:
 
 @contextmanager
 def night_lock(warehouse: Warehouse, wait: bool = False, shared: bool = False):
-    """Hold the warehouse-wide night lock; refuse (or wait) when another run holds it. ``shared``:
-    the partitions of one night hold it side by side, still excluding every other run."""
+    """Hold the warehouse-wide night lock; refuse (or wait) when another run holds it. Steps that
+    rebuild the night hold it alone; ``shared``: steps of one night that may run side by side
+    (partitions, work lists, publishing) hold it together, still excluding every other run."""
     mode = "_shared" if shared else ""
     with warehouse.connect(autocommit=True) as conn:
         if wait:

@@ -136,8 +136,9 @@ def for_district(data: dict, district: District) -> dict:
                                                        {i for a, i in own if a == r["as_of"]}))]}
 
 
-def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]) -> str:
-    """The report of the districts (the whole deployment, or one district with ``for_district`` data)."""
+def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...] | None = None) -> str:
+    """The report of the districts (default: the deployment's; or one district with ``for_district`` data)."""
+    districts = districts or deployment_districts()
     findings = data["findings"]
     table = [{
         "rule": f["rule_code"], "severity": f["severity"], "id": mask_id(f["id_number"]), "name": f["name"] or "",

@@ -359,7 +359,7 @@ def publish(as_of: str, settings=None, warehouse=None, worklists: bool = True) -
     warehouse = warehouse or _warehouse(settings)
     day = date.fromisoformat(as_of)
     out_dir = settings.reports_dir / as_of
-    with night_lock(warehouse):
+    with night_lock(warehouse, shared=True):  # reads only: side by side with the work-list partitions
         outputs = publish_night(warehouse, day, out_dir, settings, worklists=worklists)
     result = {}
     for name, path in outputs.items():

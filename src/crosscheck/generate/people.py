@@ -275,6 +275,10 @@ def build_persons(w: World) -> None:
     # places: streets (街道) are bigger
     vill = w.vill
     vweight = np.array([3.0 if v.town.endswith("街道") else 1.0 for v in vill])
+    district = np.array([v.town_code[:6] for v in vill])
+    if len(set(district)) > 1:  # several districts: each gets an equal share of the households
+        for code in set(district):
+            vweight[district == code] /= vweight[district == code].sum()
     hh_village = rng.choice(len(vill), nh, p=vweight / vweight.sum())
     ethnic = rng.choice(len(ETHNICITIES), nh, p=ETHNIC_P)
     few = max(4, int(nh * ETHNIC_P[UYGHUR])) - int((ethnic == UYGHUR).sum())
