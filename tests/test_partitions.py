@@ -14,7 +14,6 @@ import pytest
 from helpers import make_settings, night_state, throwaway_warehouse
 
 from crosscheck.compare import (
-    REST_KEY,
     compare_partition,
     finish_compare,
     prepare_compare,
@@ -67,9 +66,12 @@ def test_partitioned_in_one_process_equals_the_whole(deployment, whole, by):
 
 def test_partitions_as_separate_steps_in_any_order_and_retried(deployment, whole):
     w, settings = deployment
+    by_district = prepare_compare(w, D, settings, partition_by="district")
+    assert [p["key"] for p in by_district] == ["铜梁区（500151）", "示例区（500199）"]
     partitions = prepare_compare(w, D, settings, partition_by="town")
     keys = [p["key"] for p in partitions]
-    assert len(keys) > 30 and keys[-1] == REST_KEY and "示例湖镇" in keys
+    assert len(keys) > 30 and "示例湖镇" in keys
+    assert len(partitions[0]["excluding"]) == len(keys) - 1  # the first one also takes unknown towns
     found = {}
     for partition in reversed(partitions):
         found[partition["key"]] = compare_partition(w, D, partition)
