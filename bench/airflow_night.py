@@ -55,7 +55,7 @@ def main() -> int:
                     run = stack.run_nightly(args.date, f"bench_{executor}_{partitions}", timeout=3600)
             by_task: dict[str, float] = defaultdict(float)
             for ti in run["tis"]:
-                by_task[ti["task_id"]] += ti["seconds"] or 0.0
+                by_task[ti["task_id"]] += float(ti["seconds"] or 0)
             hosts = sorted({ti["hostname"] for ti in run["tis"] if ti["hostname"]})
             row = {"executor": executor, "workers": workers, "partitions": partitions, "state": run["state"],
                    "night_seconds": round(run["seconds"], 1), "stack_ready_seconds": round(ready, 1),
