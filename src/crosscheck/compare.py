@@ -55,6 +55,7 @@ from crosscheck.contracts import contracts
 from crosscheck.masking import mask_id, neutralise_formula
 from crosscheck.reference import District, town_districts
 from crosscheck.settings import EXPECTATIONS_DIR, SQL_DIR, Settings, get_settings
+from crosscheck.timing import stage
 from crosscheck.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -337,24 +338,26 @@ def evaluate_partition(conn, partition: Partition) -> dict[str, float]:
     seconds = {}
     conn.execute("DELETE FROM night.finding_parts WHERE partition_key = %s", (partition.key,))
     conn.execute("DELETE FROM night.indicator_parts WHERE partition_key = %s", (partition.key,))
-    for path in rule_files():
-        started = time.perf_counter()
-        n = conn.execute(sql.SQL(
-            "INSERT INTO night.finding_parts (partition_key, {cols}) SELECT {key}, rule_code, subject_key, "
-            "coalesce(period, ''), id_number, name, town, village, departments, detail, amount FROM ({q}) AS r "
-            "WHERE {where}").format(cols=cols, key=key, q=sql.SQL(rule_sql(path)),
-                                    where=partition.where(sql.SQL("r.town")))).rowcount
-        seconds[path.name] = time.perf_counter() - started
-        log.debug("rule %s, partition %s: %d rows in %.2f s", path.name, partition.key, n, seconds[path.name])
-    for path in sorted(INDICATORS_DIR.glob("*.sql")):
-        started = time.perf_counter()
-        # Sums per town: the district's sums are sums of these, whatever the partitions.
-        conn.execute(sql.SQL(
-            "INSERT INTO night.indicator_parts (partition_key, indicator, town, numerator, denominator) "
-            "SELECT {key}, indicator, town, sum(numerator), sum(denominator) FROM ({q}) AS raw WHERE {where} "
-            "GROUP BY indicator, town").format(key=key, q=sql.SQL(rule_sql(path)),
-                                               where=partition.where(sql.SQL("raw.town"))))
-        seconds[path.name] = time.perf_counter() - started
+    with stage("rules"):
+        for path in rule_files():
+            started = time.perf_counter()
+            n = conn.execute(sql.SQL(
+                "INSERT INTO night.finding_parts (partition_key, {cols}) SELECT {key}, rule_code, subject_key, "
+                "coalesce(period, ''), id_number, name, town, village, departments, detail, amount FROM ({q}) AS r "
+                "WHERE {where}").format(cols=cols, key=key, q=sql.SQL(rule_sql(path)),
+                                        where=partition.where(sql.SQL("r.town")))).rowcount
+            seconds[path.name] = time.perf_counter() - started
+            log.debug("rule %s, partition %s: %d rows in %.2f s", path.name, partition.key, n, seconds[path.name])
+    with stage("indicators"):
+        for path in sorted(INDICATORS_DIR.glob("*.sql")):
+            started = time.perf_counter()
+            # Sums per town: the district's sums are sums of these, whatever the partitions.
+            conn.execute(sql.SQL(
+                "INSERT INTO night.indicator_parts (partition_key, indicator, town, numerator, denominator) "
+                "SELECT {key}, indicator, town, sum(numerator), sum(denominator) FROM ({q}) AS raw WHERE {where} "
+                "GROUP BY indicator, town").format(key=key, q=sql.SQL(rule_sql(path)),
+                                                   where=partition.where(sql.SQL("raw.town"))))
+            seconds[path.name] = time.perf_counter() - started
     return seconds
 
 
@@ -556,7 +559,7 @@ def run_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = N
                     with conn.transaction():
                         conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
                         evaluate_partition(conn, partition)
-                result.seconds["rules"] = time.perf_counter() - t
+                result.seconds["partitions"] = time.perf_counter() - t  # rules and indicator sums
                 _finish(warehouse, conn, as_of, settings, gx, result)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (COMPARE_LOCK,))
@@ -671,7 +674,7 @@ def _finish(warehouse: Warehouse, conn, as_of: date, settings: Settings, gx: boo
     result.seconds["merge"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    with conn.transaction():
+    with conn.transaction(), stage("indicators"):
         compute_indicators(conn, as_of, freshness)
     result.seconds["indicators"] = time.perf_counter() - t
 
