@@ -91,3 +91,33 @@ def test_a_partition_of_an_older_set_up_is_refused(deployment, whole):
         assert conn.execute("SELECT status FROM mart.runs WHERE as_of = %s", (D,)).fetchone()[0] == "failed"
     run_compare(w, D, settings, gx=False)
     assert night_state(w, D) == whole
+
+
+def test_each_district_gets_its_own_files(deployment, whole, tmp_path):
+    import csv
+
+    from crosscheck.pipeline import publish_night
+
+    w, settings = deployment
+    run_compare(w, D, settings, gx=False)
+    out = tmp_path / "out"
+    publish_night(w, D, out, settings)
+
+    def rows(path):
+        with path.open(encoding="utf-8-sig") as f:
+            return list(csv.DictReader(f))
+
+    whole_kpis = {(r["indicator"], r["scope"]): r for r in rows(out / "kpis.csv")}
+    everything = rows(out / "mismatches.csv")
+    for code, name, synthetic in (("500151", "铜梁区", False), ("500199", "示例区", True)):
+        folder = out / "districts" / code
+        findings = rows(folder / "mismatches.csv")
+        assert findings and all(r["town"].startswith("示例") == synthetic for r in findings)
+        assert len(findings) == sum(1 for r in everything if r["town"] and r["town"].startswith("示例") == synthetic
+                                    and r["town"] != "（镇街不详）")
+        kpis = {(r["indicator"], r["scope"]): r for r in rows(folder / "kpis.csv")}
+        assert kpis[("参保率", "district")]["numerator"] == whole_kpis[("参保率", name)]["numerator"]
+        assert ("参保率", "示例河镇") in kpis if synthetic else ("参保率", "巴川街道") in kpis
+        assert not any(scope in ("铜梁区", "示例区") for _, scope in kpis)
+        assert f"<h1>{name}社保扶贫数据比对质量报告</h1>" in (folder / "report.html").read_text(encoding="utf-8")
+    assert "<h1>铜梁区、示例区社保扶贫数据比对质量报告</h1>" in (out / "report.html").read_text(encoding="utf-8")

@@ -171,7 +171,8 @@ def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]
                         and r["as_of"] == as_of), None)
         headline.append({"name": name, "row": current})
     return _template().render(
-        scope_name="、".join(d.name for d in districts), as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
+        scope_name="、".join(d.name for d in districts),
+        as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
         status_zh=STATUS_ZH, rules=rules, towns=towns, town_grid=town_grid, top=top, groups=list(WORKLIST_SHEETS.values()),
         headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=data["files"],
         indicators=[r for r in data["indicators"] if r["as_of"] == as_of], links=links,
