@@ -155,7 +155,7 @@ def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Se
     districts, each district's mismatches.csv, kpis.csv and report.html into districts/<code>/ too."""
     from crosscheck.compare import write_kpis, write_mismatches
     from crosscheck.reference import deployment_districts
-    from crosscheck.report import write_report
+    from crosscheck.report import gather, write_report
     from crosscheck.validate import write_data_docs_index
     from crosscheck.worklists import write_worklists
 
@@ -169,7 +169,8 @@ def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Se
             outputs.update(write_worklists(warehouse, as_of, out_dir, settings))
     with stage("report"):
         write_data_docs_index(settings.reports_dir / "data_docs")
-        outputs.update(write_report(warehouse, as_of, out_dir, settings))
+        data = gather(warehouse, as_of)  # once for the deployment's report and each district's
+        outputs.update(write_report(warehouse, as_of, out_dir, settings, data=data))
     districts = deployment_districts(settings.districts)
     if len(districts) > 1:
         with stage("districts"):
@@ -177,7 +178,7 @@ def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Se
                 folder = out_dir / "districts" / district.code
                 write_mismatches(warehouse, as_of, folder / "mismatches.csv", towns=district.towns)
                 write_kpis(warehouse, as_of, folder / "kpis.csv", district=district)
-                write_report(warehouse, as_of, folder, settings, district=district)
+                write_report(warehouse, as_of, folder, settings, district=district, data=data)
         outputs["districts"] = out_dir / "districts"
     return outputs
 

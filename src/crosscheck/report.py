@@ -180,8 +180,9 @@ def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]
 
 
 def write_report(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
-                 district: District | None = None) -> dict:
-    """Write report.html of the deployment (or of one of its districts) into out_dir; return {"report": path}."""
+                 district: District | None = None, data: dict | None = None) -> dict:
+    """Write report.html of the deployment (or of one of its districts) into out_dir; return {"report": path}.
+    ``data``: what ``gather`` returned, when the caller writes several reports of one night."""
     out_dir.mkdir(parents=True, exist_ok=True)
     links = {}
     docs = settings.reports_dir / "data_docs" / "index.html"
@@ -190,7 +191,7 @@ def write_report(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Set
     if settings.outbox_dir.exists():
         links["receipts"] = os.path.relpath(settings.outbox_dir, out_dir)
     path = out_dir / "report.html"
-    data = gather(warehouse, as_of)
+    data = data or gather(warehouse, as_of)
     if district is None:
         html = render(data, as_of, links, deployment_districts(settings.districts))
     else:

@@ -322,16 +322,16 @@ def write_worklists(as_of: str, partition: dict, settings=None, warehouse=None) 
     """The work lists of one partition's towns (one mapped task instance)."""
     from crosscheck.compare import Partition
     from crosscheck.pipeline import night_lock
-    from crosscheck.worklists import write_worklists as write
+    from crosscheck.worklists import write_partition_worklists
 
     settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
     out_dir = settings.reports_dir / as_of
-    before = set((out_dir / "worklists").glob("*.xlsx"))
     with night_lock(warehouse, shared=True):
-        folder = write(warehouse, date.fromisoformat(as_of), out_dir, settings, Partition.from_dict(partition))["worklists"]
-    written = sorted(p.name for p in set(folder.glob("*.xlsx")) - before)
-    log.info("partition %s: %d work lists in %s%s", partition["key"], len(written), folder,
+        paths = write_partition_worklists(warehouse, date.fromisoformat(as_of), out_dir, settings,
+                                          Partition.from_dict(partition))
+    written = [p.name for p in paths]
+    log.info("partition %s: %d work lists in %s%s", partition["key"], len(written), out_dir / "worklists",
              (": " + ", ".join(written)) if written else "")
     return {"partition": partition["key"], "worklists": written}
 

@@ -139,18 +139,23 @@ def clear_worklists(out_dir: Path) -> Path:
     return folder
 
 
-def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
-                    partition: Partition | None = None) -> dict:
-    """One workbook per town with findings to work on; return {"worklists": folder}.
+def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings) -> dict:
+    """One workbook per town with findings to work on, worklists/ emptied first; return {"worklists": folder}."""
+    clear_worklists(out_dir)
+    write_partition_worklists(warehouse, as_of, out_dir, settings, WHOLE_NIGHT)
+    return {"worklists": out_dir / "worklists"}
 
-    Without a partition, worklists/ is emptied first and every town written; with one (the nightly
-    DAG maps this over the night's partitions, after emptying the folder once), its towns only.
-    """
-    folder = clear_worklists(out_dir) if partition is None else out_dir / "worklists"
+
+def write_partition_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
+                              partition: Partition) -> list[Path]:
+    """The workbooks of one partition's towns (the nightly DAG maps this over the night's partitions,
+    after emptying worklists/ once); return the files written."""
+    folder = out_dir / "worklists"
     folder.mkdir(parents=True, exist_ok=True)
     by_town: dict[str, list[dict]] = {}
-    for row in worklist_rows(warehouse, as_of, partition or WHOLE_NIGHT):
+    for row in worklist_rows(warehouse, as_of, partition):
         by_town.setdefault(row["town"] or "未知镇街", []).append(row)
+    written = []
     for town, rows in sorted(by_town.items()):
         book = Workbook()
         book.remove(book.active)
@@ -158,5 +163,6 @@ def write_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, settings: 
             _sheet(book, title, group, [r for r in rows if RULES[r["rule_code"]].group == group], town, as_of,
                    settings.worklist_mask_ids)
         book.properties.creator = "crosscheck"
-        book.save(folder / f"{_file_stem(town)}.xlsx")
-    return {"worklists": folder}
+        written.append(folder / f"{_file_stem(town)}.xlsx")
+        book.save(written[-1])
+    return written
