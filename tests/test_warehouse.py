@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import uuid
@@ -85,3 +86,21 @@ def test_embedded_server_starts_and_stops_in_its_own_folder(tmp_path):
 def test_redact_hides_password():
     assert wh.redact("postgresql://u:secret@h:5432/d") == "postgresql://u:***@h:5432/d"
     assert wh.redact("postgresql://u@h/d") == "postgresql://u@h/d"
+
+
+def test_a_new_embedded_server_is_configured_once_while_processes_start_together(tmp_path):
+    """Three processes start the embedded server of a new var/ at once: one creates and configures it
+    (a restart for wal_level and shared_buffers), the others wait and join it; all three open the
+    same migrated warehouse, and the server runs with EMBEDDED_SETTINGS."""
+    code = ("from crosscheck import warehouse as wh\n"
+            "w = wh.open_warehouse()\n"
+            "with w.connect() as c:\n"
+            "    print(','.join(c.execute('SELECT current_setting(%s)', (k,)).fetchone()[0]"
+            " for k in wh.EMBEDDED_SETTINGS))\n")
+    env = {**os.environ, "CROSSCHECK_VAR": str(tmp_path)}
+    env.pop("CROSSCHECK_WAREHOUSE_URL", None)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
+    assert {out.strip() for out, _ in outs} == {",".join(wh.EMBEDDED_SETTINGS.values())}

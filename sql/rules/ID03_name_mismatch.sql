@@ -2,7 +2,7 @@
 -- "same ID, different name between two departments (after name normalisation)"
 -- Names are the normalised ones (NFKC, no spaces, every dot variant as ·), so 阿依·古丽 and
 -- 阿依.古丽 are the same name. One finding per person; the detail lists each department's names.
-WITH all_names AS (
+WITH all_names AS NOT MATERIALIZED (
     SELECT id_number, 1 AS o, '民政' AS dept, name FROM night.residents
     UNION ALL SELECT id_number, 1, '民政', name FROM night.deaths
     UNION ALL SELECT id_number, 1, '民政', name FROM night.assistance
@@ -14,9 +14,10 @@ WITH all_names AS (
     UNION ALL SELECT id_number, 4, '人社', name FROM night.training
 ),
 differ AS (
-    -- cheap first pass: persons with more than one name anywhere
+    -- cheap first pass: persons with more than one name anywhere (byte order: no collation needed
+    -- to tell two names apart; all_names is scanned again below rather than spooled to disk)
     SELECT id_number FROM all_names WHERE name IS NOT NULL
-    GROUP BY id_number HAVING min(name) <> max(name)
+    GROUP BY id_number HAVING min(name COLLATE "C") <> max(name COLLATE "C")
 ),
 names AS (
     SELECT DISTINCT a.id_number, a.o, a.dept, a.name

@@ -79,8 +79,7 @@ def _abandon_unfinished(conn, drop: Drop) -> None:
         (drop.department, safe_display_name(drop.name))).fetchall()
     for file_id, extract in rows:
         if extract in contracts():
-            conn.execute(sql.SQL("DELETE FROM staging.{} WHERE file_id = %s").format(sql.Identifier(extract)),
-                         (file_id,))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS staging.{}").format(sql.Identifier(file_table(extract, file_id))))
         conn.execute("DELETE FROM ingest.quarantine WHERE file_id = %s", (file_id,))
         conn.execute("DELETE FROM ingest.validation_results WHERE file_id = %s", (file_id,))
         conn.execute("UPDATE ingest.files SET status = 'abandoned' WHERE file_id = %s", (file_id,))
@@ -176,12 +175,24 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
                        rows_received=received, rows_quarantined=quarantined, warnings=list(extract.warnings))
 
 
+def file_table(extract: str, file_id: int) -> str:
+    """The table that holds one file's rows: staging.<name> until loaded, then core.<name>, a partition
+    of core.<extract> (sql/migrations/0007)."""
+    return f"{extract}_f{file_id}"
+
+
 def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extract) -> tuple[int, int]:
-    """Normalise every batch; COPY the good rows into staging, the bad ones into quarantine."""
+    """Normalise every batch; COPY the good rows into the file's own staging table, the bad ones into
+    quarantine. The table is created here, in the same transaction: a failed attempt leaves nothing,
+    and on a server with wal_level=minimal the COPY skips the write-ahead log."""
     received = quarantined = 0
     staged_cols = ["file_id", "row_number", "as_of", *_stored_columns(contract)]
+    table = sql.Identifier(file_table(contract.extract, file_id))
+    # The CHECK is the partition's bound: attaching the table then needs no scan to prove it.
+    conn.execute(sql.SQL("CREATE TABLE staging.{} (LIKE core.{} INCLUDING DEFAULTS, CHECK (as_of = {}))").format(
+        table, sql.Identifier(contract.extract), sql.Literal(as_of)))
     copy_staging = sql.SQL("COPY staging.{} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
-        sql.Identifier(contract.extract), sql.SQL(", ").join(map(sql.Identifier, staged_cols)))
+        table, sql.SQL(", ").join(map(sql.Identifier, staged_cols)))
 
     for batch in extract.batches():
         n = batch.num_rows
@@ -248,7 +259,11 @@ def _quarantine(conn, records) -> None:
 
 
 def load_file(warehouse: Warehouse, file_id: int) -> FileOutcome:
-    """Replace the core snapshot of this file's extract and as-of date with its staged rows — atomically."""
+    """Make this file's staged rows the core snapshot of its extract and as-of date — atomically.
+
+    The quarantined rows are deleted from the file's staging table, which then replaces the previous
+    partition of that date in core.<extract>: no row is copied again.
+    """
     with warehouse.transaction() as conn:
         row = conn.execute(
             "SELECT department, file_name, extract, as_of, status, rows_received, rows_quarantined "
@@ -258,29 +273,28 @@ def load_file(warehouse: Warehouse, file_id: int) -> FileOutcome:
             return _outcome(conn, file_id)
         if status not in ("staged", "validated"):
             raise RuntimeError(f"file {file_id} is {status}, cannot be loaded")
-        contract = contracts()[extract_name]
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"core:{extract_name}",))
-        table = sql.Identifier(extract_name)
-        columns = sql.SQL(", ").join(
-            map(sql.Identifier, ["as_of", "file_id", "row_number"] + _stored_columns(contract)))
-        conn.execute(sql.SQL("DELETE FROM core.{} WHERE as_of = %s").format(table), (as_of,))
-        loaded = conn.execute(
-            sql.SQL("INSERT INTO core.{t} ({c}) SELECT {c} FROM staging.{t} WHERE file_id = %s "
-                    "AND row_number NOT IN (SELECT row_number FROM ingest.quarantine WHERE file_id = %s)"
-                    ).format(t=table, c=columns), (file_id, file_id)).rowcount
+        parent, table = sql.Identifier(extract_name), sql.Identifier(file_table(extract_name, file_id))
+        conn.execute(sql.SQL("DELETE FROM staging.{} WHERE row_number IN "
+                             "(SELECT row_number FROM ingest.quarantine WHERE file_id = %s)").format(table),
+                     (file_id,))
+        loaded = conn.execute(sql.SQL("SELECT count(*) FROM staging.{}").format(table)).fetchone()[0]
         quarantined = conn.execute(
             "SELECT count(DISTINCT row_number) FROM ingest.quarantine WHERE file_id = %s", (file_id,)).fetchone()[0]
-        # Usually this file is all that staging holds: TRUNCATE frees it at once, where DELETE of
-        # millions of rows costs seconds and leaves dead tuples behind. The lock waits for any other
-        # file of this extract still being copied in (another process or the staging thread), so its
-        # rows are seen here and never truncated away.
-        conn.execute(sql.SQL("LOCK TABLE staging.{} IN SHARE ROW EXCLUSIVE MODE").format(table))
-        others = conn.execute(sql.SQL("SELECT 1 FROM staging.{} WHERE file_id <> %s LIMIT 1").format(table),
-                              (file_id,)).fetchone()
-        if others:
-            conn.execute(sql.SQL("DELETE FROM staging.{} WHERE file_id = %s").format(table), (file_id,))
-        else:
-            conn.execute(sql.SQL("TRUNCATE staging.{}").format(table))
+        for (previous,) in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = %s::regclass AND pg_get_expr(c.relpartbound, c.oid) = %s",
+                (f"core.{extract_name}", f"FOR VALUES IN ('{as_of.isoformat()}')")).fetchall():
+            conn.execute(sql.SQL("ALTER TABLE core.{} DETACH PARTITION core.{}").format(
+                parent, sql.Identifier(previous)))
+            conn.execute(sql.SQL("DROP TABLE core.{}").format(sql.Identifier(previous)))
+        # rows of that date written straight into core (the DEFAULT partition) are replaced as well
+        conn.execute(sql.SQL("DELETE FROM core.{} WHERE as_of = %s").format(parent), (as_of,))
+        conn.execute(sql.SQL("ALTER TABLE staging.{} SET SCHEMA core").format(table))
+        # Index builds (sorted, in bulk) happen here, when the partition takes the parent's indexes.
+        conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        conn.execute(sql.SQL("ALTER TABLE core.{} ATTACH PARTITION core.{} FOR VALUES IN ({})").format(
+            parent, table, sql.Literal(as_of)))
         conn.execute(
             "UPDATE ingest.files SET status = 'superseded' WHERE extract = %s AND as_of = %s "
             "AND status = 'loaded' AND file_id <> %s", (extract_name, as_of, file_id))
@@ -291,7 +305,11 @@ def load_file(warehouse: Warehouse, file_id: int) -> FileOutcome:
                      "WHERE file_id = %s", (loaded, quarantined, file_id))
         log.info("loaded %s/%s into core.%s as of %s: %d rows, %d quarantined",
                  department, name, extract_name, as_of, loaded, quarantined)
-        return _outcome(conn, file_id)
+        outcome = _outcome(conn, file_id)
+    with warehouse.connect(autocommit=True) as conn:
+        # the night reads this snapshot next: give the planner its statistics now (a sample, not a scan)
+        conn.execute(sql.SQL("ANALYZE core.{}").format(table))
+    return outcome
 
 
 def _stored_columns(contract: Contract) -> list[str]:

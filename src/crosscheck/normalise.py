@@ -513,58 +513,168 @@ def normalise_value(column: Column, raw: Any) -> tuple[Any, str | None, str | No
 _ID_WEIGHTS = [2 ** (17 - i) % 11 for i in range(17)]
 _DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
+# Vectorised "plain value" fast paths (pyarrow.compute/numpy over whole arrays: the rows of ID, name and
+# text columns, the distinct values of the others). A value is fast only if its Python normaliser
+# provably returns it unchanged (or the parsed value) and without error; everything else, including
+# every value that would be rejected, takes the Python path, which also words the reason.
+# tests/test_normalise_fast.py checks each path against the Python normalisers.
+#
+# Characters that are their own NFKC form, never compose with a neighbour, are not whitespace (_WS)
+# and are not dot variants (_DOTS): printable ASCII without space and '.', CJK Unified Ideographs and
+# Extension A. '.' and inner spaces are kept by normalise_text, a single U+00B7 between parts by
+# normalise_name.
+_CJK = r"\x{3400}-\x{4dbf}\x{4e00}-\x{9fff}"
+_NAME_CHARS = r"\x{21}-\x{2d}\x{2f}-\x{7e}" + _CJK
+_TEXT_CHARS = r"\x{21}-\x{7e}" + _CJK
+_PLAIN_NAME = rf"^[{_NAME_CHARS}]+(?:\x{{b7}}[{_NAME_CHARS}]+)*$"
+_PLAIN_TEXT = rf"^[{_TEXT_CHARS}](?:[ {_TEXT_CHARS}]*[{_TEXT_CHARS}])?$"  # no surrounding space
+_PLAIN_ID = r"^[0-9]{17}[0-9Xx]$"
+# digits, X/x and spaces, ASCII or full-width: NFKC makes them ASCII and _WS drops the spaces
+_ID_LIKE = r"^[0-9Xx \x{3000}\x{ff10}-\x{ff19}\x{ff38}\x{ff58}]+$"
+# parse_date's ISO/separator fast path (_YMD_SEP with 2-digit month and day) and its YYYYMMDD rule
+_PLAIN_DATE = r"^[0-9]{4}(?:-[0-9]{2}-|/[0-9]{2}/|\.[0-9]{2}\.|[0-9]{2})[0-9]{2}$"
+_PLAIN_MONTH = r"^[0-9]{4}[-/.]?[0-9]{2}$"  # parse_month's YYYYMM and _YM_SEP with a 2-digit month
+# at most 12 integer digits: always below the 1e12 limit and within decimal128(14, 2)
+_PLAIN_AMOUNT = r"^-?[0-9]{1,12}(?:\.[0-9]{1,2})?$"
 
-def _plain_valid_ids(distinct: Sequence[Any]):
-    """Mask of the values that are already clean, valid 18-character IDs, computed with numpy.
 
-    Most of a million IDs are; checking them as a matrix of digits (check character, birth date,
-    date range) is ~20x faster than one by one. Everything else takes normalise_id's path, which
-    also words the reason. Region-code warnings are not computed here (callers asking for warnings
-    go the slow way).
+def _matches(strings, pattern: str):
+    """numpy bool mask of the non-null strings matching ``pattern`` (RE2)."""
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.match_substring_regex(strings, pattern), False).to_numpy(zero_copy_only=False)
+
+
+def _digit_matrix(strings, width: int):
+    """The bytes of non-null strings of exactly ``width`` ASCII characters each, as an (n, width) uint8 array."""
+    import numpy as np
+
+    if not len(strings):
+        return np.zeros((0, width), dtype=np.uint8)
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[strings.offset:]
+    data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)
+    return data[offsets[0]:offsets[0] + width * len(strings)].reshape(-1, width)
+
+
+def _number(digits, start: int, stop: int):
+    """The decimal number in columns start..stop of a matrix of ASCII digits."""
+    import numpy as np
+
+    value = np.zeros(len(digits), dtype=np.int64)
+    for i in range(start, stop):
+        value = value * 10 + digits[:, i] - 48
+    return value
+
+
+def _valid_ymd(year, month, day):
+    """Mask of the (year, month, day) triples that ``datetime.date`` accepts."""
+    import numpy as np
+
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    days = np.array(_DAYS_IN_MONTH)[np.clip(month - 1, 0, 11)] + ((month == 2) & leap)
+    return (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= days)
+
+
+def _to_date32(year, month, day):
+    """A date32 array from valid (year, month, day) arrays."""
+    import pyarrow as pa
+
+    months = (year - 1970) * 12 + month - 1
+    days = months.astype("datetime64[M]").astype("datetime64[D]") + (day - 1)
+    return pa.array(days, pa.date32())
+
+
+def _plain_ids(strings):
+    """The valid IDs among ``strings`` (a pyarrow string array) that need no more than normalise_id's
+    full-width -> ASCII, whitespace removal, ``x`` -> ``X`` and 15 -> 18 digit upgrade.
+
+    Returns ``(mask, values)``: a numpy mask and the normalised IDs where it is set, in order. Almost
+    all of a million IDs are such; checking them as a matrix of digits (check character, birth date,
+    date range) is ~20x faster than one by one. Region-code warnings are not computed here (callers
+    asking for warnings go the slow way).
     """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    strings = pa.array([v if isinstance(v, str) else None for v in distinct], pa.string())
-    plain = pc.fill_null(pc.match_substring_regex(strings, r"^[0-9]{17}[0-9Xx]$"), False)
-    mask = plain.to_numpy(zero_copy_only=False).astype(bool)
-    index = np.flatnonzero(mask)
-    if not len(index):
-        return mask, []
-    upper = pc.utf8_upper(strings.take(pa.array(index)))
-    raw = np.frombuffer(upper.buffers()[2], dtype=np.uint8)
-    start = upper.offset * 18
-    chars = raw[start:start + 18 * len(index)].reshape(-1, 18)
+    is18 = _matches(strings, _PLAIN_ID)
+    is15 = np.zeros(len(strings), dtype=bool)
+    chars = np.zeros((len(strings), 18), dtype=np.uint8)
+    chars[is18] = _digit_matrix(strings.filter(pa.array(is18)), 18)
+    other = np.flatnonzero(~is18)
+    messy = other[_matches(strings.take(pa.array(other, pa.int64())), _ID_LIKE)]
+    if len(messy):  # the few with spaces or full-width characters, as normalise_id's NFKC and _WS leave them
+        compact = pc.replace_substring(pc.utf8_normalize(strings.take(pa.array(messy, pa.int64())), "NFKC"), " ", "")
+        long, short = _matches(compact, _PLAIN_ID), _matches(compact, r"^[0-9]{15}$")
+        is18[messy[long]] = True
+        chars[messy[long]] = _digit_matrix(compact.filter(pa.array(long)), 18)
+        is15[messy[short]] = True
+        legacy = _digit_matrix(compact.filter(pa.array(short)), 15)  # gains '19' and a check character
+        chars[is15, :6] = legacy[:, :6]
+        chars[is15, 6:8] = np.frombuffer(b"19", np.uint8)
+        chars[is15, 8:17] = legacy[:, 6:]
+    chars[chars[:, 17] == ord("x"), 17] = ord("X")
     digits = chars[:, :17].astype(np.int64) - 48
     expected = np.frombuffer(b"10X98765432", dtype=np.uint8)[(digits @ np.array(_ID_WEIGHTS)) % 11]
-    year = digits[:, 6] * 1000 + digits[:, 7] * 100 + digits[:, 8] * 10 + digits[:, 9]
-    month = digits[:, 10] * 10 + digits[:, 11]
-    day = digits[:, 12] * 10 + digits[:, 13]
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    days = np.array(_DAYS_IN_MONTH)[np.clip(month - 1, 0, 11)] + ((month == 2) & leap)
+    chars[is15, 17] = expected[is15]
+    year, month, day = _number(chars, 6, 10), _number(chars, 10, 12), _number(chars, 12, 14)
     ymd = year * 10000 + month * 100 + day
     today = _today()
-    good = ((expected == chars[:, 17]) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= days)
+    good = ((is18 | is15) & (expected == chars[:, 17]) & _valid_ymd(year, month, day)
             & (ymd >= _MIN_BIRTH.year * 10000 + 101) & (ymd <= today.year * 10000 + today.month * 100 + today.day))
-    mask[index[~good]] = False
-    return mask, upper.filter(pa.array(good)).to_pylist()
+    n = int(good.sum())
+    offsets = pa.py_buffer(np.arange(0, 18 * n + 1, 18, dtype=np.int32).tobytes())
+    return good, pa.StringArray.from_buffers(n, offsets, pa.py_buffer(chars[good].tobytes()))
 
 
-def _distinct_results(
-    column: Column, distinct: Sequence[Any], warnings: bool = True
-) -> list[tuple[Any, str | None, str | None, str | None]]:
+def _plain_results(column: Column, strings, arrow_type):
+    """``(mask, values)``: the ``strings`` a fast path can normalise and their results as an Arrow array
+    of ``arrow_type`` (in order), or None when no fast path applies."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if strings.type != pa.string():
+        return None
+    if t == "id_number" and arrow_type == pa.string():
+        return _plain_ids(strings)
+    if t in ("name", "text", "enum") and arrow_type == pa.string():
+        if t == "enum":
+            # a value exactly in the list is itself, provided the list entry survives normalise_text
+            allowed = [v for v in column.values if normalise_text(v) == v]
+            if not allowed:
+                return None
+            mask = pc.fill_null(pc.is_in(strings, value_set=pa.array(allowed, pa.string())), False)
+            mask = mask.to_numpy(zero_copy_only=False)
+        else:
+            mask = _matches(strings, _PLAIN_NAME if t == "name" else _PLAIN_TEXT)
+        return mask, strings.filter(pa.array(mask, pa.bool_()))
+    if t == "amount" and arrow_type == pa.decimal128(14, 2):
+        mask = _matches(strings, _PLAIN_AMOUNT)
+        return mask, pc.cast(strings.filter(pa.array(mask, pa.bool_())), arrow_type)
+    if t in ("date", "month") and arrow_type == pa.date32():
+        mask = _matches(strings, _PLAIN_DATE if t == "date" else _PLAIN_MONTH)
+        index = np.flatnonzero(mask)
+        compact = pc.replace_substring_regex(strings.take(pa.array(index, pa.int64())), r"[-/.]", "")
+        if t == "date":
+            digits = _digit_matrix(compact, 8)
+            year, month, day = _number(digits, 0, 4), _number(digits, 4, 6), _number(digits, 6, 8)
+            good = _valid_ymd(year, month, day)
+        else:
+            digits = _digit_matrix(compact, 6)
+            year, month = _number(digits, 0, 4), _number(digits, 4, 6)
+            day = np.ones_like(year)
+            good = (month >= 1) & (month <= 12) & (year >= 1900)  # parse_month's own check
+        mask[index[~good]] = False  # invalid dates take the slow path, which words the reason
+        return mask, _to_date32(year[good], month[good], day[good])
+    return None
+
+
+def _slow_results(column: Column, distinct: Sequence[Any]) -> list[tuple[Any, str | None, str | None, str | None]]:
+    """(normalised, rule, reason, warning) of each value by the Python normalisers."""
     if column.type == "id_number":
-        fast, fast_values = (None, []) if warnings else _plain_valid_ids(distinct)
-        fast_values = iter(fast_values)
-        out = []
-        for i, v in enumerate(distinct):
-            if fast is not None and fast[i]:
-                out.append((next(fast_values), None, None, None))
-                continue
-            r = normalise_id(v)
-            out.append((r.value, r.rule, r.reason, r.warning))
-        return out
+        return [(r.value, r.rule, r.reason, r.warning) for r in map(normalise_id, distinct)]
     fn = _value_normaliser(column)
     out = []
     for v in distinct:
@@ -573,6 +683,20 @@ def _distinct_results(
         except ValueError as exc:
             out.append((None, None, f"{column.header}：{exc}", None))
     return out
+
+
+def _distinct_results(
+    column: Column, distinct: Sequence[Any], warnings: bool = True
+) -> list[tuple[Any, str | None, str | None, str | None]]:
+    if column.type != "id_number" or warnings:
+        return _slow_results(column, distinct)
+    import pyarrow as pa
+
+    strings = pa.array([v if isinstance(v, str) else None for v in distinct], pa.string())
+    fast, fast_values = _plain_ids(strings)
+    fast_values = iter(fast_values.to_pylist())
+    slow = iter(_slow_results(column, [v for v, f in zip(distinct, fast, strict=True) if not f]))
+    return [(next(fast_values), None, None, None) if f else next(slow) for f in fast]
 
 
 def normalise_column(
@@ -652,25 +776,61 @@ def normalise_column(
 def normalise_arrow(column: Column, values, arrow_type) -> tuple[Any, list[tuple[int, str | None, str]]]:
     """Like normalise_column for a pyarrow array, but the result stays an Arrow array of ``arrow_type``.
 
-    Each distinct value is normalised once and the results are gathered with ``take``: no Python
-    object is built per row, which matters for million-row files.
+    Plain values (see ``_plain_results``) are normalised vectorised; each other distinct value is
+    normalised once in Python and the results are gathered with ``take``: no Python object is built
+    per row or per plain value, which matters for million-row files.
     """
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks() if values.num_chunks else pa.array([], values.type)
     if len(values) == 0:
         return pa.array([], arrow_type), []
+    if column.type in ("id_number", "name", "text") and values.type == arrow_type == pa.string():
+        # Plain rows are normalised row by row, without dictionary-encoding them: hashing every row is
+        # the main cost for columns of (nearly) unique values such as serial numbers and IDs.
+        fast, fast_values = _plain_results(column, values, arrow_type)
+        if fast.all():
+            return fast_values, []
+        rest = np.flatnonzero(~fast)
+        normalised, errors = _normalise_distinct(column, values.take(pa.array(rest, pa.int64())), arrow_type)
+        errors = [(int(rest[i]), rule, reason) for i, rule, reason in errors]
+        return _scatter(fast, fast_values, normalised), errors
+    return _normalise_distinct(column, values, arrow_type)
+
+
+def _scatter(fast, fast_values, other_values):
+    """The array whose items are ``fast_values`` where ``fast`` is set and ``other_values`` elsewhere, in order."""
+    import numpy as np
+    import pyarrow as pa
+
+    position = np.empty(len(fast), dtype=np.int64)
+    position[fast] = np.arange(len(fast_values))
+    position[~fast] = len(fast_values) + np.arange(len(other_values))
+    return pa.concat_arrays([fast_values, other_values]).take(pa.array(position))
+
+
+def _normalise_distinct(column: Column, values, arrow_type) -> tuple[Any, list[tuple[int, str | None, str]]]:
+    """normalise_arrow on a non-empty array: fast paths and Python normalisers over its distinct values."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     encoded = pc.dictionary_encode(values, null_encoding="encode")
-    results = _distinct_results(column, encoded.dictionary.to_pylist(), warnings=False)
-    normalised = pc.take(pa.array([r[0] for r in results], arrow_type), encoded.indices)
+    dictionary = encoded.dictionary
+    plain = _plain_results(column, dictionary, arrow_type)
+    fast, fast_values = plain if plain is not None else (np.zeros(len(dictionary), dtype=bool), pa.array([], arrow_type))
+    slow = np.flatnonzero(~fast)
+    results = _slow_results(column, dictionary.take(pa.array(slow, pa.int64())).to_pylist())
+    slow_values = pa.array([r[0] for r in results], arrow_type)
+    normalised = _scatter(fast, fast_values, slow_values).take(encoded.indices)
     errors: list[tuple[int, str | None, str]] = []
-    bad = np.array([r[2] is not None for r in results], dtype=bool)
-    if bad.any():
+    bad = np.flatnonzero([r[2] is not None for r in results])
+    if len(bad):
+        reason_at = dict(zip(slow[bad].tolist(), (results[i] for i in bad), strict=True))
         indices = encoded.indices.to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(bad[indices]).tolist():
-            r = results[indices[i]]
+        for i in np.flatnonzero(np.isin(indices, slow[bad])).tolist():
+            r = reason_at[int(indices[i])]
             errors.append((i, r[1], r[2]))
     return normalised, errors

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,7 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
     order while this thread validates, loads and writes receipts in the same order. GX runs in this
     thread only. Stage timings then overlap, so they add up to more than the wall time.
     """
-    from crosscheck.validate import validate_file
+    from crosscheck.validate import import_gx, validate_file
 
     def staged(drop):
         with stage(f"extract:{drop.extract}"), stage("read+normalise"):
@@ -56,6 +57,9 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
     with stage("pickup"):
         drops = scan(landing, settings, list(departments))
     outcomes = []
+    if any(d.state == "ready" for d in drops):
+        # Importing GX takes seconds: do it while the first file is read, not after.
+        threading.Thread(target=import_gx, name="import-gx", daemon=True).start()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
         try:
             futures = {id(d): pool.submit(staged, d) for d in drops if d.state == "ready"}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from psycopg import sql
 
+from crosscheck.ingest import file_table
 from crosscheck.settings import EXPECTATIONS_DIR, get_settings
 from crosscheck.warehouse import Warehouse
 
@@ -27,10 +28,17 @@ log = logging.getLogger(__name__)
 RESULT_FORMAT = {"result_format": "SUMMARY", "unexpected_index_column_names": ["row_number"],
                  # no sample values: Data Docs pages are linked from the report and must not show IDs
                  "return_unexpected_index_query": True, "partial_unexpected_count": 0}
+# Counts only: for warning expectations, whose failing rows are kept.
+COUNT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
 
 
 def suite_path(name: str, group: str = "extracts") -> Path:
     return EXPECTATIONS_DIR / group / f"{name}.json"
+
+
+def import_gx() -> None:
+    """Import GX now (it takes seconds), e.g. in a thread while other work goes on."""
+    _gx()
 
 
 @cache
@@ -104,6 +112,13 @@ def _config_spec(config) -> dict:
             "description": config.description, "severity": str(getattr(config.severity, "value", config.severity))}
 
 
+def _subsuite(suite, name: str, keep):
+    """A suite of fresh copies of the expectations of ``suite`` whose severity ``keep`` accepts."""
+    specs = [_config_spec(e.configuration) for e in suite.expectations]
+    return _gx().ExpectationSuite(name=name, meta=suite.meta, expectations=[
+        _configuration(spec).to_domain_obj() for spec in specs if keep(spec["severity"])])
+
+
 def _configuration(spec: dict):
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -150,49 +165,48 @@ def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path | None = No
                                        (file_id,)).fetchone()
     if status != "staged":
         return {"file_id": file_id, "skipped": status}
-    view = f"{extract}__file_{file_id}"
+    table = file_table(extract, file_id)
     with warehouse.connect(autocommit=True) as conn:
-        # Fresh statistics after the COPY: without them the planner walks the (file_id) index for
-        # every GX metric instead of scanning the few-file staging table once.
-        conn.execute(sql.SQL("ANALYZE staging.{}").format(sql.Identifier(extract)))
-    with warehouse.transaction() as conn:
-        conn.execute(sql.SQL("CREATE OR REPLACE VIEW staging.{} AS SELECT * FROM staging.{} WHERE file_id = {}")
-                     .format(sql.Identifier(view), sql.Identifier(extract), sql.Literal(file_id)))
-    try:
-        # Two passes: whether each expectation holds is cheap (BOOLEAN_ONLY); counts and the query that
-        # finds failing rows are asked for only for the expectations that failed (about 3x faster on
-        # a million rows, and most files pass most checks).
-        suite = load_suite(extract)
-        quick = run_suite(warehouse, suite, "staging", view, f"file_{file_id}",
-                          result_format={"result_format": "BOOLEAN_ONLY"})
-        results = [r for r in quick.results if r.success]
-        failed = [_configuration(_config_spec(r.expectation_config)).to_domain_obj()
-                  for r in quick.results if not r.success]
-        docs = docs_dir or get_settings().reports_dir / "data_docs"
-        write_data_docs(quick, docs / f"{extract}-{file_id}.html")
-        if failed:
-            detail = _gx().ExpectationSuite(name=f"{suite.name}.failed", expectations=failed)
-            detailed = run_suite(warehouse, detail, "staging", view, f"file_{file_id}")
-            write_data_docs(detailed, docs / f"{extract}-{file_id}-failed.html")
-            results += detailed.results
-        summary = _store_results(warehouse, file_id, extract, view, results)
-    finally:
-        with warehouse.transaction() as conn:
-            conn.execute(sql.SQL("DROP VIEW IF EXISTS staging.{}").format(sql.Identifier(view)))
-    return summary
+        # Fresh statistics after the COPY: GX's metric queries are planned on them.
+        conn.execute(sql.SQL("ANALYZE staging.{}").format(sql.Identifier(table)))
+    suite = load_suite(extract)
+    docs = docs_dir or get_settings().reports_dir / "data_docs"
+    # Critical checks in two passes: whether each holds is cheap (BOOLEAN_ONLY); counts and the query
+    # that finds failing rows are asked for only for those that failed (about 3x faster on a million
+    # rows, and most files pass most checks).
+    critical = _subsuite(suite, suite.name, lambda severity: severity == "critical")
+    quick = run_suite(warehouse, critical, "staging", table, f"file_{file_id}",
+                      result_format={"result_format": "BOOLEAN_ONLY"})
+    results = [r for r in quick.results if r.success]
+    failed = [_configuration(_config_spec(r.expectation_config)).to_domain_obj()
+              for r in quick.results if not r.success]
+    write_data_docs(quick, docs / f"{extract}-{file_id}.html")
+    if failed:
+        detail = _gx().ExpectationSuite(name=f"{suite.name}.failed", expectations=failed)
+        detailed = run_suite(warehouse, detail, "staging", table, f"file_{file_id}")
+        write_data_docs(detailed, docs / f"{extract}-{file_id}-failed.html")
+        results += detailed.results
+    # Warnings quarantine nothing and often fail on real data (the comparison turns those rows into
+    # findings): one pass that counts, without the failing rows' query.
+    warning = _subsuite(suite, f"{suite.name}.warning", lambda severity: severity != "critical")
+    if warning.expectations:
+        counted = run_suite(warehouse, warning, "staging", table, f"file_{file_id}", result_format=COUNT_FORMAT)
+        write_data_docs(counted, docs / f"{extract}-{file_id}-warnings.html")
+        results += counted.results
+    return _store_results(warehouse, file_id, extract, table, results)
 
 
-def _failing_rows_query(res, view: str) -> str | None:
+def _failing_rows_query(res, table: str) -> str | None:
     """SQL selecting row_number of the rows a failed expectation found, from what GX reported."""
     config = res.expectation_config
     if config.type == "unexpected_rows_expectation":
-        query = config.kwargs["unexpected_rows_query"].format(batch=f'staging."{view}"')  # undoes the {{ }}
+        query = config.kwargs["unexpected_rows_query"].format(batch=f'staging."{table}"')  # undoes the {{ }}
         # The query text comes from the suite JSON in this repository, never from data.
         return f"SELECT row_number FROM ({query}) AS failing"  # noqa: S608
     query = (res.result or {}).get("unexpected_index_query")
     if not query or not isinstance(query, str):
         return None
-    # GX generated this query from the suite and the staging view name (both ours).
+    # GX generated this query from the suite and the staging table name (both ours).
     return f"SELECT row_number FROM ({query.rstrip().rstrip(';')}) AS failing"  # noqa: S608
 
 
@@ -202,7 +216,7 @@ def _exception_message(info: dict) -> str:
     return "; ".join(str(v.get("exception_message")) for v in info.values() if isinstance(v, dict))
 
 
-def _store_results(warehouse: Warehouse, file_id: int, extract: str, view: str, results: list) -> dict:
+def _store_results(warehouse: Warehouse, file_id: int, extract: str, table: str, results: list) -> dict:
     summary = {"file_id": file_id, "success": all(r.success for r in results), "failed": {}}
     with warehouse.transaction() as conn:
         conn.execute("DELETE FROM ingest.validation_results WHERE file_id = %s", (file_id,))
@@ -232,7 +246,7 @@ def _store_results(warehouse: Warehouse, file_id: int, extract: str, view: str, 
             summary["failed"][label] = unexpected
             if str(getattr(config.severity, "value", config.severity)) != "critical":
                 continue
-            rows_query = _failing_rows_query(res, view)
+            rows_query = _failing_rows_query(res, table)
             if rows_query is None:
                 raise RuntimeError(f"cannot find the failing rows of {label}; add a query for it")
             rule = meta.get("rule", config.type)
@@ -242,8 +256,8 @@ def _store_results(warehouse: Warehouse, file_id: int, extract: str, view: str, 
             conn.execute(sql.SQL(
                 "INSERT INTO ingest.quarantine (file_id, row_number, column_name, value_raw, rule, reason, row_raw) "
                 "SELECT s.file_id, s.row_number, %s, {value}, %s, %s, to_jsonb(s) - 'file_id' - 'as_of' "
-                "FROM staging.{view} s WHERE s.row_number IN ({rows})"
-            ).format(value=value_expr, view=sql.Identifier(view), rows=sql.SQL(rows_query)),
+                "FROM staging.{table} s WHERE s.row_number IN ({rows})"
+            ).format(value=value_expr, table=sql.Identifier(table), rows=sql.SQL(rows_query)),
                 (column or None, rule, reason))
         conn.execute(
             "UPDATE ingest.files SET status = 'validated', rows_quarantined = "

