@@ -8,6 +8,7 @@ indicators must be the same every time.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -61,6 +62,15 @@ def test_the_whole_night_covers_both_districts(whole):
 def test_partitioned_in_one_process_equals_the_whole(deployment, whole, by):
     w, settings = deployment
     run_compare(w, D, settings, gx=False, partition_by=by)
+    assert night_state(w, D) == whole
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_rules_on_one_connection_or_several_equal_the_whole(deployment, whole, connections):
+    """``whole`` ran the rule files on two connections side by side (the default); one after another
+    on one connection, or on three, the night is the same."""
+    w, settings = deployment
+    run_compare(w, D, replace(settings, night_connections=connections), gx=False)
     assert night_state(w, D) == whole
 
 

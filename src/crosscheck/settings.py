@@ -56,6 +56,7 @@ class Settings:
     worklist_mask_ids: bool = True
     districts: tuple[str, ...] = ("500151",)
     night_partitions: str = "district"
+    night_connections: int = 2
     extra: dict = field(default_factory=dict)
 
 
