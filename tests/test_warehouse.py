@@ -104,3 +104,54 @@ def test_a_new_embedded_server_is_configured_once_while_processes_start_together
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
     assert {out.strip() for out, _ in outs} == {",".join(wh.EMBEDDED_SETTINGS.values())}
+
+
+def test_migration_0007_moves_each_snapshot_into_its_partition(warehouse_server, monkeypatch):
+    """A warehouse of before 0007 (core tables holding every snapshot, the night's views selecting
+    from them) is upgraded: each date becomes a partition named after its file, no row is lost or
+    moved to another date, the night's views are dropped (the next comparison rebuilds them), and
+    a new snapshot can be attached beside the migrated ones."""
+    from datetime import date
+
+    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
+    url = wh.with_database(warehouse_server, name)
+    wh.ensure_database(warehouse_server, name)
+    warehouse = wh.Warehouse(url)
+    try:
+        before_0007 = [p for p in wh.migration_files() if int(p.name[:4]) < 7]
+        monkeypatch.setattr(wh, "migration_files", lambda: before_0007)
+        warehouse.migrate()
+        with warehouse.transaction() as conn:
+            for file_id, as_of, ids in [(11, date(2026, 11, 27), ["a", "b"]), (12, date(2026, 11, 28), ["c"])]:
+                for row, id_number in enumerate(ids, start=2):
+                    conn.execute("INSERT INTO core.residents (as_of, file_id, row_number, id_number) "
+                                 "VALUES (%s, %s, %s, %s)", (as_of, file_id, row, id_number))
+            conn.execute("CREATE SCHEMA IF NOT EXISTS night")
+            conn.execute("CREATE VIEW night.residents AS SELECT * FROM core.residents WHERE as_of = '2026-11-28'")
+        monkeypatch.undo()
+        assert warehouse.migrate()[0].startswith("0007_")
+        with warehouse.connect() as conn:
+            parts = conn.execute(
+                "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'core.residents'::regclass "
+                "ORDER BY 1").fetchall()
+            assert parts == [("residents_default", "DEFAULT"),
+                             ("residents_f11", "FOR VALUES IN ('2026-11-27')"),
+                             ("residents_f12", "FOR VALUES IN ('2026-11-28')")]
+            rows = conn.execute("SELECT tableoid::regclass::text, as_of, id_number FROM core.residents "
+                                "ORDER BY id_number").fetchall()
+            assert rows == [("core.residents_f11", date(2026, 11, 27), "a"),
+                            ("core.residents_f11", date(2026, 11, 27), "b"),
+                            ("core.residents_f12", date(2026, 11, 28), "c")]
+            assert conn.execute("SELECT to_regnamespace('night')").fetchone()[0] is None
+            assert conn.execute("SELECT to_regclass('staging.residents')").fetchone()[0] is None
+            # a new snapshot: created like a file's staging table, attached like a load
+            conn.execute("CREATE TABLE staging.residents_f13 (LIKE core.residents INCLUDING DEFAULTS)")
+            conn.execute("INSERT INTO staging.residents_f13 (as_of, file_id, row_number, id_number) "
+                         "VALUES ('2026-11-29', 13, 2, 'd')")
+            conn.execute("ALTER TABLE core.residents ATTACH PARTITION staging.residents_f13 "
+                         "FOR VALUES IN ('2026-11-29')")
+            assert conn.execute("SELECT count(*) FROM core.residents").fetchone()[0] == 4
+    finally:
+        warehouse.engine.dispose()
+        wh.drop_database(warehouse_server, name)

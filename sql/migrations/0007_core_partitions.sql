@@ -6,6 +6,10 @@
 -- The shared staging tables go; each core table keeps a DEFAULT partition so that plain INSERTs (tests,
 -- an operator's correction) still work. Indexes lose their leading as_of: a partition holds one date.
 
+-- The night's views select from core (sql/night, rebuilt by every comparison): they would follow the
+-- renamed tables and keep them from being dropped.
+DROP SCHEMA IF EXISTS night CASCADE;
+
 DO $$
 DECLARE
     extract text;
