@@ -242,8 +242,8 @@ def setup_night(conn, as_of: date, settings: Settings) -> list[dict]:
         cur.executemany("INSERT INTO night.town_districts (town, town_code, district_code, district) "
                         "VALUES (%(town)s, %(town_code)s, %(district_code)s, %(district)s)",
                         town_districts(settings.districts))
-    # Every snapshot in core came from a loaded file, which also gave its partition statistics
-    # (crosscheck.ingest.load_file): the night's views prune to that one partition.
+    # Every snapshot in core came from a loaded file, whose partition was analyzed when it was filled
+    # (crosscheck.ingest._copy_to_staging): the night's views prune to that one partition.
     freshness = []
     for extract, contract in contracts().items():
         data_as_of = conn.execute(
@@ -379,38 +379,36 @@ def evaluate_partition(conn, partition: Partition, warehouse: Warehouse | None =
         seconds[name] = time.perf_counter() - started
         log.debug("%s, partition %s: %d rows in %.2f s", name, partition.key, n, seconds[name])
 
-    if not side_by_side:
-        with stage("rules"):
-            for name, statement in rules:
-                run(conn, name, statement)
-        with stage("indicators"):
-            for name, statement in indicators:
-                run(conn, name, statement)
-        return seconds
-
-    def side_by_side_run(statements) -> None:
-        pending = iter(statements)
-        lock = threading.Lock()
-
-        def worker() -> None:
-            with warehouse.connect(autocommit=True) as own:
-                _tune(own, session=True)
-                while True:
-                    with lock:
-                        item = next(pending, None)
-                    if item is None:
-                        return
-                    run(own, *item)
-
-        with ThreadPoolExecutor(max_workers=connections, thread_name_prefix="rules") as pool:
-            for future in [pool.submit(worker) for _ in range(connections)]:
-                future.result()
-
-    with stage("rules"):
-        side_by_side_run(rules)
-    with stage("indicators"):  # after every rule: 40_death_fraud.sql sums their rows
-        side_by_side_run(indicators)
+    # indicators after every rule: 40_death_fraud.sql sums the rule rows
+    for name, statements in (("rules", rules), ("indicators", indicators)):
+        with stage(name):
+            if side_by_side:
+                _side_by_side(warehouse, connections, statements, run)
+            else:
+                for item in statements:
+                    run(conn, *item)
     return seconds
+
+
+def _side_by_side(warehouse: Warehouse, connections: int, statements, run) -> None:
+    """``run(connection, *item)`` for every item of ``statements``, on ``connections`` autocommit
+    connections of their own, each taking the next item when it is free."""
+    pending = iter(statements)
+    lock = threading.Lock()
+
+    def take():
+        with lock:
+            return next(pending, None)
+
+    def worker() -> None:
+        with warehouse.connect(autocommit=True) as own:
+            _tune(own, session=True)
+            while (item := take()) is not None:
+                run(own, *item)
+
+    with ThreadPoolExecutor(max_workers=connections, thread_name_prefix="rules") as pool:
+        for future in [pool.submit(worker) for _ in range(connections)]:
+            future.result()
 
 
 def materialise_findings(conn) -> None:

@@ -187,12 +187,12 @@ def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extrac
     and on a server with wal_level=minimal the COPY skips the write-ahead log."""
     received = quarantined = 0
     staged_cols = ["file_id", "row_number", "as_of", *_stored_columns(contract)]
-    table = sql.Identifier(file_table(contract.extract, file_id))
+    staging = sql.Identifier(file_table(contract.extract, file_id))
     # The CHECK is the partition's bound: attaching the table then needs no scan to prove it.
     conn.execute(sql.SQL("CREATE TABLE staging.{} (LIKE core.{} INCLUDING DEFAULTS, CHECK (as_of = {}))").format(
-        table, sql.Identifier(contract.extract), sql.Literal(as_of)))
+        staging, sql.Identifier(contract.extract), sql.Literal(as_of)))
     copy_staging = sql.SQL("COPY staging.{} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
-        table, sql.SQL(", ").join(map(sql.Identifier, staged_cols)))
+        staging, sql.SQL(", ").join(map(sql.Identifier, staged_cols)))
 
     for batch in extract.batches():
         n = batch.num_rows
@@ -242,6 +242,9 @@ def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extrac
     # collects them while batches are read, so they are counted after the last batch.
     invalid = list(extract.invalid_rows)
     _quarantine(conn, [(file_id, bad.row or 0, None, _no_nul(bad.raw), "ROW", bad.reason, None) for bad in invalid])
+    # Statistics for GX's metric queries now and, as the table becomes a core partition, for the
+    # night's plans (a sample, not a scan; loading deletes only the few quarantined rows).
+    conn.execute(sql.SQL("ANALYZE staging.{}").format(staging))
     return received + len(invalid), quarantined + len(invalid)
 
 
@@ -305,11 +308,7 @@ def load_file(warehouse: Warehouse, file_id: int) -> FileOutcome:
                      "WHERE file_id = %s", (loaded, quarantined, file_id))
         log.info("loaded %s/%s into core.%s as of %s: %d rows, %d quarantined",
                  department, name, extract_name, as_of, loaded, quarantined)
-        outcome = _outcome(conn, file_id)
-    with warehouse.connect(autocommit=True) as conn:
-        # the night reads this snapshot next: give the planner its statistics now (a sample, not a scan)
-        conn.execute(sql.SQL("ANALYZE core.{}").format(table))
-    return outcome
+        return _outcome(conn, file_id)
 
 
 def _stored_columns(contract: Contract) -> list[str]:

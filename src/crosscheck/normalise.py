@@ -685,20 +685,6 @@ def _slow_results(column: Column, distinct: Sequence[Any]) -> list[tuple[Any, st
     return out
 
 
-def _distinct_results(
-    column: Column, distinct: Sequence[Any], warnings: bool = True
-) -> list[tuple[Any, str | None, str | None, str | None]]:
-    if column.type != "id_number" or warnings:
-        return _slow_results(column, distinct)
-    import pyarrow as pa
-
-    strings = pa.array([v if isinstance(v, str) else None for v in distinct], pa.string())
-    fast, fast_values = _plain_ids(strings)
-    fast_values = iter(fast_values.to_pylist())
-    slow = iter(_slow_results(column, [v for v, f in zip(distinct, fast, strict=True) if not f]))
-    return [(next(fast_values), None, None, None) if f else next(slow) for f in fast]
-
-
 def normalise_column(
     column: Column,
     values: Any,
@@ -731,7 +717,7 @@ def normalise_column(
         enc = pc.dictionary_encode(values, null_encoding="encode")
         distinct = enc.dictionary.to_pylist()
         indices = enc.indices.to_numpy(zero_copy_only=False)
-        results = _distinct_results(column, distinct, warnings=warnings is not None)
+        results = _slow_results(column, distinct)  # the fast paths are normalise_arrow's
         normed = np.empty(len(results), dtype=object)
         normed[:] = [r[0] for r in results]
         out = normed[indices].tolist()
