@@ -32,7 +32,10 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     values = dict(
         var_dir=tmp_path / "var", landing_dir=tmp_path / "landing", archive_dir=tmp_path / "archive",
         outbox_dir=tmp_path / "outbox", reports_dir=tmp_path / "reports", feedback_dir=tmp_path / "feedback",
-        warehouse_url=None, quiet_period_seconds=2)
+        warehouse_url=None, quiet_period_seconds=2,
+        # drop dates are unique days from 2030 on (unique_as_of), ingested without a night: the plausible
+        # date window reaches them; tests of the window (test_held.py) set it as deployed
+        as_of_max_future_days=3 * 3650)
     values.update(overrides)
     return Settings(**values)
 

@@ -67,6 +67,29 @@ def cmd_feedback(args) -> int:
     return 0
 
 
+def cmd_release(args) -> int:
+    """Load a held file as it would have been loaded, and rewrite its receipt to say it was released.
+    Bad input is one line and exit 2 (interface.md)."""
+    from crosscheck.ingest import ReleaseRefused, release_file
+    from crosscheck.pipeline import RunFailed
+    from crosscheck.receipts import write_receipt
+    from crosscheck.settings import get_settings
+    from crosscheck.warehouse import open_warehouse
+
+    if not args.file_id.isdigit() or len(args.file_id) > 18:  # bigint; argparse's own error is two lines
+        raise RunFailed(f"文件编号应为正整数：{args.file_id[:40]!r} / FILE_ID must be a positive integer")
+    file_id = int(args.file_id)
+    warehouse = open_warehouse(args.warehouse)
+    try:
+        outcome = release_file(warehouse, file_id)
+    except ReleaseRefused as exc:
+        raise RunFailed(str(exc)) from None
+    receipt = write_receipt(warehouse, file_id, get_settings().outbox_dir)
+    print(f"released {outcome.department}/{outcome.file_name} (file {file_id}): loaded {outcome.rows_loaded}, "
+          f"quarantined {outcome.rows_quarantined}; receipt {receipt}")
+    return 0
+
+
 def cmd_warehouse(args) -> int:
     from crosscheck import warehouse as wh
 
@@ -293,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("release", help="load a held file (see README: held files) and rewrite its receipt")
+    p.add_argument("file_id", help="the file's number (in its receipt, the report and the ingest log)")
+    p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("warehouse", help="start/migrate the warehouse and print its URL")
     p.add_argument("action", choices=["url", "psql"], nargs="?", default="url")

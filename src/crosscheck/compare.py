@@ -272,9 +272,16 @@ def setup_night(conn, as_of: date, settings: Settings) -> list[dict]:
         conn.execute(sql.SQL("ANALYZE night.{}").format(sql.Identifier(table)))
     conn.execute("DELETE FROM mart.freshness WHERE as_of = %s", (as_of,))
     for row in freshness:
+        # A held file newer than the snapshot in use (crosscheck.ingest.load_or_hold): shown beside it.
+        held = conn.execute(
+            "SELECT file_id, as_of FROM ingest.files WHERE extract = %s AND status = 'held' AND as_of <= %s "
+            "AND as_of >= coalesce(%s, '-infinity'::date) ORDER BY as_of DESC, file_id DESC LIMIT 1",
+            (row["extract"], as_of, row["data_as_of"])).fetchone()
+        row["held_file_id"], row["held_as_of"] = held or (None, None)
         _insert(conn, "mart.freshness", {"as_of": as_of, "department": row["department"], "extract": row["extract"],
                                          "data_as_of": row["data_as_of"], "age_days": row["age_days"],
-                                         "stale": row["stale"]})
+                                         "stale": row["stale"], "held_file_id": row["held_file_id"],
+                                         "held_as_of": row["held_as_of"]})
     return freshness
 
 

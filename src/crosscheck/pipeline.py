@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from crosscheck.ingest import FileOutcome, load_file, record_rejected_drop, stage_drop
+from crosscheck.ingest import FileOutcome, load_or_hold, record_rejected_drop, stage_drop
 from crosscheck.pickup import scan
 from crosscheck.receipts import write_receipt
 from crosscheck.settings import DEPARTMENTS, Settings, get_settings
@@ -39,7 +39,8 @@ def ingest_department(warehouse: Warehouse, department: str, landing: Path, sett
     return ingest_departments(warehouse, [department], landing, settings)
 
 
-def ingest_departments(warehouse: Warehouse, departments, landing: Path, settings: Settings) -> list[FileOutcome]:
+def ingest_departments(warehouse: Warehouse, departments, landing: Path, settings: Settings,
+                       night: date | None = None) -> list[FileOutcome]:
     """Every file of the departments' drop folders, each in its own transactions: one bad file never
     stops the others. Infrastructure errors (database down) propagate so the task is retried.
 
@@ -55,7 +56,7 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
             return stage_drop(warehouse, drop, settings)
 
     with stage("pickup"):
-        drops = scan(landing, settings, list(departments))
+        drops = scan(landing, settings, list(departments), night=night)
     outcomes = []
     if any(d.state == "ready" for d in drops):
         # Importing GX takes seconds: do it while the first file is read, not after.
@@ -75,13 +76,13 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
                         with stage(f"extract:{drop.extract}"):  # per extract, for rows/s in the benchmark
                             with stage("validate"):
                                 validate_file(warehouse, outcome.file_id)
-                            with stage("load"):
-                                outcome = load_file(warehouse, outcome.file_id)
+                            with stage("load"):  # or held: the previous snapshot stays in use
+                                outcome = load_or_hold(warehouse, outcome.file_id, settings)
                 if outcome is None or outcome.status == "skipped":
                     continue
                 with stage("receipts"):
                     write_receipt(warehouse, outcome.file_id, settings.outbox_dir)
-                log.info("%s", outcome.summary())
+                (log.warning if outcome.status == "held" else log.info)("%s", outcome.summary())
                 outcomes.append(outcome)
         finally:
             # On an error, files not yet staged are left for the retry (a half-staged one is cleared then).
@@ -201,7 +202,7 @@ def run_night(landing: Path, as_of: date, warehouse_url: str | None = None, out_
     result = NightResult(as_of, out_dir)
     with night_lock(warehouse):
         started = time.perf_counter()
-        result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings)
+        result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings, night=as_of)
         result.seconds["ingest"] = time.perf_counter() - started
         started = time.perf_counter()
         apply_feedback_folder(warehouse, settings)

@@ -20,7 +20,8 @@ DEPARTMENT_ZH = {"civil": "区民政局", "poverty": "区扶贫办（乡村振�
                  "hrss": "区人力资源和社会保障局"}
 STATUS_ZH = {"loaded": "已接收入库", "rejected": "拒收（整个文件未入库）", "duplicate": "重复报送（未重复入库）",
              "superseded": "已入库，后被同日期的更正文件替代", "staged": "处理中", "validated": "处理中",
-             "receiving": "处理中", "abandoned": "处理中断，已重新处理"}
+             "receiving": "处理中", "abandoned": "处理中断，已重新处理",
+             "held": "暂扣（未入库，继续使用此前的数据）"}
 ENCODING_ZH = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8（带BOM）", "gb18030": "GB18030（GBK）"}
 MAX_STEM_BYTES = 180  # of the received file name in the receipt's name
 _UNSAFE_IN_NAMES = str.maketrans({ch: "_" for ch in '/\\:*?"<>|'})
@@ -38,8 +39,8 @@ def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
     with warehouse.connect() as conn:
         f = conn.execute(
             "SELECT department, extract, as_of, file_name, sha256, format, encoding, header_mapping, "
-            "received_at, status, reason, rows_received, rows_loaded, rows_quarantined, warnings "
-            "FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
+            "received_at, status, reason, rows_received, rows_loaded, rows_quarantined, warnings, "
+            "hold, released_at FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
         # earlier files of the same extract and date this one replaced (a corrected drop), or the one that
         # replaced this one: the clerk reads on the receipt which file counts
         replaced = conn.execute(
@@ -54,7 +55,7 @@ def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
             "SELECT row_number, column_name, value_raw, rule, reason FROM ingest.quarantine "
             "WHERE file_id = %s ORDER BY row_number, column_name NULLS FIRST", (file_id,)).fetchall()
     (department, extract, as_of, file_name, sha, fmt, encoding, mapping, received_at, status, reason,
-     received, loaded, quarantined, warnings) = f
+     received, loaded, quarantined, warnings, hold, released_at) = f
     contract = contracts().get(extract) if extract else None
     header_of = {}
     if contract:
@@ -79,6 +80,8 @@ def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
         "superseded_by": None if replaced_by is None else {
             "file_id": replaced_by[0], "file_name": replaced_by[1],
             "received_at": f"{replaced_by[2]:%Y-%m-%d %H:%M:%S}"},
+        # a held file: its figures against the extract's recent history (crosscheck.ingest.hold_decision)
+        "hold": hold, "released_at": None if released_at is None else f"{released_at:%Y-%m-%d %H:%M:%S}",
         "rejected_count": len(rejected),
         "rejected_rows": [
             {"row_number": r[0], "column": header_of.get(r[1], r[1]) if r[1] else None, "value": r[2],

@@ -49,7 +49,7 @@ def gather(warehouse: Warehouse, as_of: date) -> dict:
             WHERE n.as_of = %s ORDER BY f.rule_code, f.town NULLS LAST, f.id_number, f.period""", (as_of,))
         indicators = _rows(conn, """SELECT as_of, indicator, scope, numerator, denominator, value
             FROM mart.indicators WHERE as_of <= %s ORDER BY as_of, indicator, scope""", (as_of,))
-        freshness = _rows(conn, """SELECT department, extract, data_as_of, age_days, stale
+        freshness = _rows(conn, """SELECT department, extract, data_as_of, age_days, stale, held_file_id, held_as_of
             FROM mart.freshness WHERE as_of = %s ORDER BY department, extract""", (as_of,))
         previous = conn.execute("SELECT max(as_of) FROM mart.runs WHERE as_of < %s", (as_of,)).fetchone()[0]
         files = _rows(conn, """SELECT file_id, department, extract, as_of, file_name, status, reason,

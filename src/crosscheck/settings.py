@@ -57,6 +57,14 @@ class Settings:
     districts: tuple[str, ...] = ("500151",)
     night_partitions: str = "district"
     night_connections: int = 2
+    # Held files and plausible file dates (include/settings.yaml explains each).
+    hold_quarantine_share_max: float = 0.5
+    hold_quarantine_share_margin: float = 0.2
+    hold_rows_min_fraction: float = 0.5
+    hold_history_files: int = 5
+    hold_min_rows: int = 20
+    as_of_max_future_days: int = 1
+    as_of_max_age_days: int = 400
     extra: dict = field(default_factory=dict)
 
 
@@ -72,6 +80,8 @@ def _tunables() -> dict:
             values[key] = [v.strip() for v in env.split(",") if v.strip()]
         elif isinstance(default, int):
             values[key] = int(env)
+        elif isinstance(default, float):
+            values[key] = float(env)
         else:
             values[key] = env
     for key in ("subsidy_categories", "districts"):

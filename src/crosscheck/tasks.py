@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 TZ = "Asia/Shanghai"
 ASSET_SCHEME = "crosscheck"
-TERMINAL = ("loaded", "duplicate", "rejected", "superseded")
+TERMINAL = ("loaded", "duplicate", "rejected", "superseded", "held")
 
 
 def asset_uri(extract: str) -> str:
@@ -164,7 +164,7 @@ def validate_one(outcome: dict, warehouse=None) -> dict:
 def load_one(outcome: dict, settings=None, warehouse=None) -> dict:
     """Load a validated file into core (atomically) and write its receipt; receipts also for
     rejected and duplicate files. A refused file is a receipt, never a task failure."""
-    from crosscheck.ingest import file_outcome, load_file
+    from crosscheck.ingest import file_outcome, load_or_hold
     from crosscheck.receipts import write_receipt
 
     settings = settings or _settings()
@@ -172,7 +172,9 @@ def load_one(outcome: dict, settings=None, warehouse=None) -> dict:
         return outcome
     warehouse = warehouse or _warehouse(settings)
     if outcome["status"] in ("staged", "validated"):
-        result = _outcome_dict(load_file(warehouse, outcome["file_id"]))
+        result = _outcome_dict(load_or_hold(warehouse, outcome["file_id"], settings))
+        if result["status"] == "held":
+            _alert_held(result)
     else:
         result = _outcome_dict(file_outcome(warehouse, outcome["file_id"]))
     result["expectations_failed"] = outcome.get("expectations_failed", {})
@@ -180,6 +182,21 @@ def load_one(outcome: dict, settings=None, warehouse=None) -> dict:
     result["receipt"] = str(receipt)
     log.info("%s; receipt %s", describe_outcome(result), receipt)
     return result
+
+
+def _alert_held(o: dict) -> None:
+    """A held file is the operator's to look at: a warning line with the counts, and the project's
+    notifier (monitoring.notify; off unless configured). A notifier that fails never fails the task."""
+    from crosscheck.monitoring import first_line, notify
+
+    line = (f"[crosscheck] HELD {o['department']}/{o['file_name']} (file {o['file_id']}, {o['extract']} as of "
+            f"{o['as_of']}): received {o['rows_received']}, quarantined {o['rows_quarantined']}; not loaded, the "
+            f"previous snapshot stays in use; release with: crosscheck release {o['file_id']}")
+    log.warning("%s", line)
+    try:
+        notify(line, subject=f"[crosscheck] HELD {o['department']}/{o['extract']}")
+    except Exception as exc:  # noqa: BLE001
+        log.warning("[crosscheck] could not send the notification: %s", first_line(exc))
 
 
 def summarise_department(department: str, outcomes: list[dict]) -> dict:
@@ -197,12 +214,15 @@ def summarise_department(department: str, outcomes: list[dict]) -> dict:
         "loaded": [{"extract": o["extract"], "as_of": o["as_of"], "file_id": o["file_id"],
                     "rows_loaded": o["rows_loaded"], "rows_rejected": o["rows_quarantined"]}
                    for o in outcomes if o["status"] == "loaded"],
+        "held": [{"extract": o["extract"], "as_of": o["as_of"], "file_id": o["file_id"], "file_name": o["file_name"],
+                  "rows_received": o["rows_received"], "rows_rejected": o["rows_quarantined"]}
+                 for o in outcomes if o["status"] == "held"],
     }
     log.info("%s: files %d (%s); rows received %d, loaded %d, rejected %d; extracts refreshed: %s",
              department, len(outcomes), ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none",
              received, loaded, rejected_rows, ", ".join(extracts) or "none")
     for o in outcomes:
-        if o["status"] in ("rejected", "duplicate"):
+        if o["status"] in ("rejected", "duplicate", "held"):
             log.warning("%s", describe_outcome(o))
     return summary
 
@@ -257,9 +277,10 @@ def _findings_summary(warehouse, as_of: date) -> dict:
                 counts.setdefault(status, {})[severity] = n
             freshness = [
                 {"department": d, "extract": e, "data_as_of": a.isoformat() if a else None, "age_days": g,
-                 "stale": s}
-                for d, e, a, g, s in conn.execute(
-                    "SELECT department, extract, data_as_of, age_days, stale FROM mart.freshness "
+                 "stale": s, "held_file_id": h, "held_as_of": ha.isoformat() if ha else None}
+                for d, e, a, g, s, h, ha in conn.execute(
+                    "SELECT department, extract, data_as_of, age_days, stale, held_file_id, held_as_of "
+                    "FROM mart.freshness "
                     "WHERE as_of = %s ORDER BY department, extract", (as_of,)).fetchall()]
         except Exception as exc:  # the mart is the comparison's; a schema change must not hide the run
             log.warning("cannot summarise the findings: %s", str(exc).splitlines()[0])
@@ -348,6 +369,10 @@ def _log_findings(summary: dict) -> None:
              for f in summary["freshness"] if f["stale"]]
     if stale:
         log.warning("stale data used tonight: %s", ", ".join(stale))
+    held = [f"{f['department']}/{f['extract']} (file {f['held_file_id']} of {f['held_as_of']} held; "
+            f"using {f['data_as_of'] or 'nothing'})" for f in summary["freshness"] if f.get("held_file_id")]
+    if held:
+        log.warning("held files tonight: %s", ", ".join(held))
 
 
 def publish(as_of: str, settings=None, warehouse=None, worklists: bool = True) -> dict:
@@ -374,9 +399,11 @@ def summarise_night(as_of: str, comparison: dict, outputs: dict) -> str:
     for status in ("new", "open"):
         open_.update(comparison.get("findings", {}).get(status, {}))
     stale = [f["extract"] for f in comparison.get("freshness", []) if f.get("stale")]
+    held = [f["extract"] for f in comparison.get("freshness", []) if f.get("held_file_id")]
     report = outputs.get("report") or outputs.get("mismatches")
     text = (f"night {as_of}: findings " + (", ".join(f"{k} {v}" for k, v in sorted(open_.items())) or "none")
-            + (f"; stale: {', '.join(stale)}" if stale else "") + (f"; report {report}" if report else ""))
+            + (f"; stale: {', '.join(stale)}" if stale else "") + (f"; held: {', '.join(held)}" if held else "")
+            + (f"; report {report}" if report else ""))
     log.info("%s", text)
     return text
 
