@@ -30,13 +30,18 @@ DOC = """
 每个文件依次：归档 → 读取与标准化 → 暂存（staging）→ Great Expectations 校验 → 原子入库（core），
 并在 `outbox/{department}/` 生成回执（回执说明每一行被接收或拒收的原因）。
 文件名或格式不合规的文件会被拒收并生成回执，**不会**导致任务失败；其他部门的数据接收互不影响。
+退回比例或行数与该数据项近期明显不符的文件（如身份证号被Excel改成科学计数法、文件被截断）将被**暂扣**：
+不入库、继续使用此前的数据，日志与通知中有 HELD 一行，汇总（XCom）列于 `held`；核实后用 `crosscheck release 文件编号` 放行。
 本部门的数据项：{extracts}。每个入库成功的数据项都会更新对应的资产（Asset），
 四个部门的数据全部更新后将触发夜间比对（最迟每天 05:00 比对）。
 
 **English**: every hour, wait (sensor in reschedule mode, no worker slot held) for new ready files in
 `landing/{department}/`; then, per file (dynamic task mapping): archive, read and normalise into
 staging, validate with the extract's Great Expectations suite, load into core atomically, and write
-the receipt to `outbox/{department}/`. A refused file is a receipt, not a task failure. Each extract
+the receipt to `outbox/{department}/`. A refused file is a receipt, not a task failure. A file whose
+quarantine share or row count departs grossly from the extract's recent history is **held** (not
+loaded; the previous snapshot stays): a HELD log line and notification, listed under `held` in the
+summary (XCom); `crosscheck release FILE_ID` loads it. Each extract
 loaded updates its asset `crosscheck://core/<extract>`: {extracts}. The nightly comparison runs when
 every extract is refreshed, or at 05:00 Asia/Shanghai at the latest.
 
