@@ -145,6 +145,9 @@ def test_excel_damaged_enrollment_is_held_and_night_one_stays_in_use(fresh_wareh
     assert only(ingest(fresh_warehouse, settings, "hrss")).status == "loaded"
     run_compare(fresh_warehouse, later, settings, gx=False)
     good_night = night_state(fresh_warehouse, later)
+    with fresh_warehouse.connect() as conn:  # the good file made the held one moot: no longer shown held
+        assert conn.execute("SELECT data_as_of, held_file_id FROM mart.freshness WHERE as_of = %s "
+                            "AND extract = 'enrollment'", (later,)).fetchone() == (later, None)
     assert held_night["findings"] == good_night["findings"] and held_night["statuses"] == good_night["statuses"]
 
     def business(indicators):  # the data-age indicators differ by design (1 day old vs fresh)

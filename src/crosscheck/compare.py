@@ -272,10 +272,13 @@ def setup_night(conn, as_of: date, settings: Settings) -> list[dict]:
         conn.execute(sql.SQL("ANALYZE night.{}").format(sql.Identifier(table)))
     conn.execute("DELETE FROM mart.freshness WHERE as_of = %s", (as_of,))
     for row in freshness:
-        # A held file newer than the snapshot in use (crosscheck.ingest.load_or_hold): shown beside it.
+        # A held file newer than the snapshot in use (crosscheck.ingest.load_or_hold) is shown beside it,
+        # unless a later file of its date has been loaded since (the department re-sent a good export).
         held = conn.execute(
-            "SELECT file_id, as_of FROM ingest.files WHERE extract = %s AND status = 'held' AND as_of <= %s "
-            "AND as_of >= coalesce(%s, '-infinity'::date) ORDER BY as_of DESC, file_id DESC LIMIT 1",
+            "SELECT file_id, as_of FROM ingest.files h WHERE extract = %s AND status = 'held' AND as_of <= %s "
+            "AND as_of >= coalesce(%s, '-infinity'::date) AND NOT EXISTS (SELECT 1 FROM ingest.files l "
+            "WHERE l.extract = h.extract AND l.as_of = h.as_of AND l.file_id > h.file_id AND l.status = 'loaded') "
+            "ORDER BY as_of DESC, file_id DESC LIMIT 1",
             (row["extract"], as_of, row["data_as_of"])).fetchone()
         row["held_file_id"], row["held_as_of"] = held or (None, None)
         _insert(conn, "mart.freshness", {"as_of": as_of, "department": row["department"], "extract": row["extract"],
