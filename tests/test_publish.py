@@ -127,6 +127,21 @@ def test_publish_failing_midway_keeps_the_previous_set_whole_and_a_rerun_switche
     assert _sets(out) == sorted([second.name, out.resolve().name])  # older ones are removed
 
 
+def test_a_folder_published_before_sets_is_taken_over_and_kept_as_the_previous_set(night, tmp_path):
+    from crosscheck.pipeline import publish_night
+
+    w, settings = night
+    out = tmp_path / "reports" / D.isoformat()
+    (out / "worklists").mkdir(parents=True)
+    (out / "mismatches.csv").write_text("last night", encoding="utf-8")
+    (out / "worklists" / "太平镇.xlsx").write_bytes(b"last night")
+    publish_night(w, D, out, settings)
+    assert out.is_symlink() and (out / "report.html").is_file()
+    assert (out / "mismatches.csv").read_text(encoding="utf-8-sig") != "last night"
+    [previous] = [p for p in publishing.sets(out) if p != out.resolve()]
+    assert (previous / "mismatches.csv").read_text(encoding="utf-8") == "last night"  # nothing lost
+
+
 KILLED_PUBLISH = textwrap.dedent("""
     import sys, time
     from datetime import date
