@@ -179,7 +179,8 @@ def only(outcomes):
 def throwaway_warehouse(server_url: str):
     """A migrated database of its own on the server, dropped afterwards."""
     name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
-    w = wh.open_warehouse(wh.with_database(server_url, name))
+    # Asked for explicitly: a URL's database is never created by default.
+    w = wh.open_warehouse(wh.with_database(server_url, name), create=True)
     try:
         yield w
     finally:

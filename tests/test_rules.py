@@ -171,7 +171,7 @@ class District:
 
 def new_database(server_url: str) -> wh.Warehouse:
     name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
-    return wh.open_warehouse(wh.with_database(server_url, name))
+    return wh.open_warehouse(wh.with_database(server_url, name), create=True)
 
 
 def drop(warehouse: wh.Warehouse) -> None:

@@ -57,6 +57,9 @@ def test_url_override_from_environment(monkeypatch, warehouse_server):
     monkeypatch.setenv("CROSSCHECK_WAREHOUSE_URL", url.replace("postgresql://", "postgresql+psycopg://", 1))
     settings.get_settings.cache_clear()
     try:
+        with pytest.raises(wh.WarehouseMissing):  # a URL's database is created only when asked for
+            wh.open_warehouse()
+        wh.ensure_database(warehouse_server, name)
         w = wh.open_warehouse()
         assert w.url == url
         with w.connect() as conn:

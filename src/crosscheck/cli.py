@@ -21,10 +21,16 @@ def _date(text: str) -> date:
 
 def cmd_generate(args) -> int:
     from crosscheck.generate import generate
+    from crosscheck.pipeline import RunFailed
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise RunFailed(f"输出路径已存在且是文件 / --out {args.out} exists and is not a folder")
     started = time.perf_counter()
-    summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date,
-                       districts=tuple(args.districts.split(",")))
+    try:
+        summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date,
+                           districts=tuple(args.districts.split(",")))
+    except ValueError as exc:  # the generator's own checks of its arguments (persons, districts)
+        raise RunFailed(f"参数错误 / bad arguments: {exc}") from None
     print(summary.describe())
     print(f"generated {args.persons} persons in {time.perf_counter() - started:.1f} s → {args.out}")
     return 0
@@ -93,7 +99,14 @@ def cmd_release(args) -> int:
 def cmd_warehouse(args) -> int:
     from crosscheck import warehouse as wh
 
-    w = wh.open_warehouse(args.warehouse)
+    url = args.url or args.warehouse
+    if args.action == "create":  # the one way a URL's database is created (open_warehouse refuses otherwise)
+        existed = wh.database_exists(wh.server_url(url))
+        w = wh.open_warehouse(url, create=True)
+        print(("数据库已存在，已迁移 / exists, migrated: " if existed else "已创建并迁移 / created and migrated: ")
+              + wh.redact(w.url))
+        return 0
+    w = wh.open_warehouse(url)
     print(wh.redact(w.url))
     if args.action == "psql":
         import os
@@ -283,8 +296,15 @@ def _keep_server_up(server, stopping, every: float = 5.0) -> None:
             log.warning("could not restart the embedded PostgreSQL: %s", str(exc).splitlines()[0])
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (interface.md); subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: 参数错误 / bad arguments: {message} ({self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crosscheck", description="社保扶贫数据比对 — nightly cross-department checks")
+    parser = _Parser(prog="crosscheck", description="社保扶贫数据比对 — nightly cross-department checks")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -322,8 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.set_defaults(func=cmd_release)
 
-    p = sub.add_parser("warehouse", help="start/migrate the warehouse and print its URL")
-    p.add_argument("action", choices=["url", "psql"], nargs="?", default="url")
+    p = sub.add_parser("warehouse", help="start/migrate the warehouse and print its URL; create: create the "
+                       "database of URL (a URL's database is never created otherwise)")
+    p.add_argument("action", choices=["url", "psql", "create"], nargs="?", default="url")
+    p.add_argument("url", nargs="?", help="PostgreSQL URL (as --warehouse)")
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.set_defaults(func=cmd_warehouse)
 
@@ -343,21 +365,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_file(verbose: bool) -> Path | None:
+    """Logs go to var/logs/crosscheck.log (rotated), so that a failure is one line on the terminal and
+    its details are in the file; -v also shows every record on stderr. Returns the file (None: stderr)."""
+    import threading
+    from logging.handlers import RotatingFileHandler
+
+    from crosscheck.settings import get_settings
+
+    handlers: list[logging.Handler] = [logging.StreamHandler()] if verbose else []
+    path = get_settings().var_dir / "logs" / "crosscheck.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(RotatingFileHandler(path, maxBytes=20 * 1024 * 1024, backupCount=5, encoding="utf-8"))
+    except OSError:
+        path = None
+        if not verbose:
+            handlers.append(logging.StreamHandler())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    logging.captureWarnings(True)  # library warnings too: not onto the terminal
+    threading.excepthook = lambda a: log.error("thread %s failed", a.thread.name if a.thread else "?",
+                                               exc_info=(a.exc_type, a.exc_value, a.exc_traceback))
+    return path
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _release_embedded() -> None:
+    """After a failure, release the embedded server here, quietly: if it was killed under us, the
+    wheel's exit hook would print a traceback of its own on the terminal (its second call is a no-op)."""
+    from crosscheck import warehouse as wh
+
+    try:
+        wh.stop_embedded_server()
+    except Exception:
+        log.debug("releasing the embedded PostgreSQL failed", exc_info=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from crosscheck.pipeline import RunFailed
+    from crosscheck.pipeline import RunFailed, connection_lost
+    from crosscheck.publishing import PublishError
+    from crosscheck.warehouse import WarehouseMissing
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_file = _log_to_file(args.verbose)
     try:
         return args.func(args)
-    except RunFailed as exc:
+    except (RunFailed, PublishError, WarehouseMissing) as exc:
+        log.error("crosscheck %s: %s", args.command, exc, exc_info=exc.__cause__ is not None)
         print(f"crosscheck: {exc}", file=sys.stderr)
+        _release_embedded()
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # whatever else: one line here, the traceback in the log file
+        log.error("crosscheck %s failed", args.command, exc_info=True)
+        what = "仓库数据库连接中断 / the warehouse connection was lost" if connection_lost(exc) else "失败 / failed"
+        where = f" (详情 / details: {log_file})" if log_file else ""
+        print(f"crosscheck {args.command}: {what}: {_first_line(exc)}{where}", file=sys.stderr)
+        _release_embedded()
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ Per department (one ingest DAG each)::
 The night (the nightly DAG), its heavy steps mapped over the night's partitions (by district or by
 town, setting ``night_partitions``) so that several workers share a night::
 
-    night_as_of → prepare → compare_partition (per partition) → compare → publish ─┐
-                                             write_worklists (per partition) ─┴→ summarise_night
+    night_as_of → prepare → compare_partition (per partition) → compare → write_worklists (per partition)
+                → publish (writes the rest into the night's fresh set, then switches reports/<as_of> to it)
+                → summarise_night
 """
 
 from __future__ import annotations
@@ -288,20 +289,34 @@ def _findings_summary(warehouse, as_of: date) -> dict:
 
 
 def prepare(as_of: str, settings=None, warehouse=None) -> list[dict]:
-    """Read returned work lists, set up the night, and plan its partitions (under the night lock)."""
+    """Read returned work lists, set up the night, and plan its partitions (under the night lock).
+    Each partition names the night's fresh publish set (``publish_set``): the work-list tasks and
+    ``publish`` write into it, and ``publish`` switches reports/<as_of> to it once at the end."""
     from crosscheck.compare import prepare_compare
     from crosscheck.pipeline import apply_feedback_folder, night_lock
-    from crosscheck.worklists import clear_worklists
+    from crosscheck.publishing import check_out, new_set
 
     settings = settings or _settings()
+    out_dir = check_out(settings.reports_dir / as_of, settings.landing_dir)
     warehouse = warehouse or _warehouse(settings)
     with night_lock(warehouse):
         verdicts = apply_feedback_folder(warehouse, settings)
         partitions = prepare_compare(warehouse, date.fromisoformat(as_of), settings)
-    clear_worklists(settings.reports_dir / as_of)
-    log.info("night %s set up; %d verdicts read from returned work lists; %d partitions (%s): %s", as_of, verdicts,
-             len(partitions), settings.night_partitions, ", ".join(p["key"] for p in partitions))
+    folder = new_set(out_dir)
+    (folder / "worklists").mkdir()
+    partitions = [{**p, "publish_set": folder.name} for p in partitions]
+    log.info("night %s set up; %d verdicts read from returned work lists; %d partitions (%s): %s; outputs into %s",
+             as_of, verdicts, len(partitions), settings.night_partitions, ", ".join(p["key"] for p in partitions),
+             folder.name)
     return partitions
+
+
+def _publish_set(settings, as_of: str, partitions) -> Path | None:
+    """The publish set prepare made for this night (None when the partitions name none)."""
+    from crosscheck.publishing import set_for
+
+    name = next((p.get("publish_set") for p in partitions or () if p.get("publish_set")), None)
+    return set_for(settings.reports_dir / as_of, name) if name else None
 
 
 def compare_partition(as_of: str, partition: dict, warehouse=None) -> dict:
@@ -347,7 +362,9 @@ def write_worklists(as_of: str, partition: dict, settings=None, warehouse=None) 
 
     settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
-    out_dir = settings.reports_dir / as_of
+    out_dir = _publish_set(settings, as_of, [partition])
+    if out_dir is None:
+        raise ValueError(f"partition {partition['key']} names no publish set; rerun the night from prepare")
     with night_lock(warehouse, shared=True):
         paths = write_partition_worklists(warehouse, date.fromisoformat(as_of), out_dir, settings,
                                           Partition.from_dict(partition))
@@ -375,17 +392,35 @@ def _log_findings(summary: dict) -> None:
         log.warning("held files tonight: %s", ", ".join(held))
 
 
-def publish(as_of: str, settings=None, warehouse=None, worklists: bool = True) -> dict:
+def publish(as_of: str, settings=None, warehouse=None, worklists: bool = True, partitions=None) -> dict:
     """Write mismatches.csv, kpis.csv, report.html (per district too) and Data Docs for the night, and
-    the work lists unless the DAG writes them per partition (``worklists=False``)."""
-    from crosscheck.pipeline import night_lock, publish_night
+    the work lists unless the DAG writes them per partition (``worklists=False``). With the partitions
+    of ``prepare``: into the set they name, beside the partitions' work lists, and then reports/<as_of>
+    is switched to that set (once, after every work list is in)."""
+    from crosscheck.pipeline import night_lock, publish_night, write_night
+    from crosscheck.publishing import current, switch, visible
 
     settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
     day = date.fromisoformat(as_of)
     out_dir = settings.reports_dir / as_of
-    with night_lock(warehouse, shared=True):  # reads only: side by side with the work-list partitions
-        outputs = publish_night(warehouse, day, out_dir, settings, worklists=worklists)
+    folder = _publish_set(settings, as_of, partitions)
+    with night_lock(warehouse, shared=True):  # reads only
+        if folder is None:
+            outputs = publish_night(warehouse, day, out_dir, settings, worklists=worklists)
+        elif current(out_dir) == folder:  # a retry after the switch: the set is live, never rewrite it
+            log.info("%s already published", folder.name)
+            written = {"mismatches": folder / "mismatches.csv", "kpis": folder / "kpis.csv",
+                       "report": folder / "report.html", "worklists": folder / "worklists"}
+            if (folder / "districts").is_dir():
+                written["districts"] = folder / "districts"
+        else:
+            written = write_night(warehouse, day, folder, settings, worklists=worklists)
+            if not worklists:
+                written["worklists"] = folder / "worklists"
+            switch(out_dir, folder)
+    if folder is not None:
+        outputs = {name: visible(out_dir, path, folder) for name, path in written.items()}
     result = {}
     for name, path in outputs.items():
         result[name] = str(path)

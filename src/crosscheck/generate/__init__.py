@@ -88,8 +88,8 @@ def generate(out_dir: Path, persons: int, seed: int, as_of: date,
              districts: tuple[str, ...] = ("500151",)) -> GenerateSummary:
     """``districts``: the region codes whose towns people live in (include/reference/districts.csv)."""
     out_dir = Path(out_dir)
+    w = people.World(persons, seed, as_of, tuple(districts))  # checks the arguments before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    w = people.World(persons, seed, as_of, tuple(districts))
     people.build_persons(w)
     people.build_poverty(w)
     people.build_ids(w)
