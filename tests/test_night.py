@@ -141,7 +141,7 @@ def test_returned_worklist_in_the_feedback_folder_is_stored(district, night):
     book = load_workbook(path)
     filled = 0
     for sheet in book.worksheets:
-        header = next(r[0].row for r in sheet.iter_rows(max_row=40) if r[0].value == "finding_id")
+        header = next(r[0].row for r in sheet.iter_rows(max_row=40) if r[0].value == "问题编号")
         verdict = [c.value for c in sheet[header]].index("核查结论") + 1
         for row in range(header + 1, sheet.max_row + 1):
             if sheet.cell(row=row, column=1).value is not None:

@@ -58,12 +58,34 @@ def cmd_demo(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from crosscheck.compare import apply_feedback
-    from crosscheck.warehouse import open_warehouse
+    """Each file checked and stored (crosscheck.feedback); bad input is one line and exit 2."""
+    from crosscheck.feedback import apply_feedback
+    from crosscheck.pickup import safe_display_name
+    from crosscheck.pipeline import RunFailed
+    from crosscheck.warehouse import open_warehouse, redact
 
-    warehouse = open_warehouse(args.warehouse)
-    for path in args.files:
-        print(f"{path}: {apply_feedback(warehouse, Path(path))} verdicts stored")
+    for name in args.files:
+        path = Path(name)
+        if not path.exists() and not path.is_symlink():
+            raise RunFailed(f"反馈文件不存在 / no such file: {safe_display_name(name)}")
+        if path.is_dir():
+            raise RunFailed(f"这是一个文件夹，不是交回的清单 / a folder, not a work list: {safe_display_name(name)}")
+    try:
+        warehouse = open_warehouse(args.warehouse)
+    except Exception as exc:
+        target = redact(args.warehouse) if args.warehouse else "the embedded PostgreSQL"
+        raise RunFailed(f"cannot open the warehouse at {target}: {str(exc).splitlines()[0]}") from exc
+    refused = []
+    for name in args.files:
+        result = apply_feedback(warehouse, Path(name))
+        if result.status == "refused":
+            refused.append(result)
+        else:
+            print(f"{result.summary()}; 回执 / receipt: {result.receipt}")
+    if refused:  # every refused file on one line each, then exit 2
+        for result in refused[:-1]:
+            print(f"crosscheck: {result.summary()}", file=sys.stderr)
+        raise RunFailed(refused[-1].summary())
     return 0
 
 
