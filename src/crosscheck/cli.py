@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import stat
 import sys
 import time
 from datetime import date, datetime
@@ -65,16 +66,21 @@ def cmd_feedback(args) -> int:
     from crosscheck.warehouse import open_warehouse, redact
 
     for name in args.files:
-        path = Path(name)
-        if not path.exists() and not path.is_symlink():
-            raise RunFailed(f"反馈文件不存在 / no such file: {safe_display_name(name)}")
-        if path.is_dir():
+        try:
+            st = Path(name).lstat()
+        except FileNotFoundError:
+            raise RunFailed(f"反馈文件不存在 / no such file: {safe_display_name(name)}") from None
+        except OSError as exc:  # a name too long, a folder without permission …
+            raise RunFailed(f"无法读取反馈文件 / cannot read {safe_display_name(name)}: {exc.strerror}") from None
+        if stat.S_ISDIR(st.st_mode):
             raise RunFailed(f"这是一个文件夹，不是交回的清单 / a folder, not a work list: {safe_display_name(name)}")
     try:
         warehouse = open_warehouse(args.warehouse)
     except Exception as exc:
         target = redact(args.warehouse) if args.warehouse else "the embedded PostgreSQL"
         raise RunFailed(f"cannot open the warehouse at {target}: {str(exc).splitlines()[0]}") from exc
+    if not args.verbose:  # each file is answered below, on one line: not once more by the log
+        logging.getLogger("crosscheck.feedback").setLevel(logging.ERROR)
     refused = []
     for name in args.files:
         result = apply_feedback(warehouse, Path(name))

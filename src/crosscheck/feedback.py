@@ -177,6 +177,8 @@ def _guard(path: Path, settings: Settings) -> None:
         st = path.lstat()
     except FileNotFoundError:
         raise FeedbackRefused("文件不存在") from None
+    except OSError as exc:
+        raise FeedbackRefused(f"无法读取文件（{exc.strerror}）") from None
     reason = unsafe_entry_reason(path.name, st) or oversize_reason(st.st_size, settings)
     if reason is None and path.suffix.lower() != ".xlsx":
         reason = "交回的清单应为本系统下发的.xlsx文件（请勿另存为其他格式）"
