@@ -139,12 +139,16 @@ def test_feedback_on_old_data_does_not_suppress_changed_finding(db, tmp_path):
 def test_third_night_resolved_findings_come_back(db, tmp_path):
     """rules.md, "Findings and their life": SS07 for G, H, K on night 1, gone on night 2, back with the
     same data on night 3. G was judged 不属实 (it returns open, with its verdict and its old first
-    seen); H had no verdict and K was judged 属实 (both are new again, first seen night 3). While
-    resolved, each keeps night 1 as last seen."""
+    seen); H had no verdict and K was judged 属实 (both are new again, first seen night 3). M, judged
+    不属实, comes back from another town: its detail and amount are unchanged, so it is open too.
+    While resolved, each keeps night 1 as last seen."""
     d = District()
-    people = {k: d.age(70, as_of=N1) for k in "GHK"}
+    people = {k: d.age(70, as_of=N1) for k in "GHKM"}
     d.copy_rows("residents", N1, N2)
     d.copy_rows("residents", N2, N3)
+    for row in d.rows[("residents", N3)]:
+        if row["id_number"] == people["M"]:
+            row["town"] = "侣俸镇"
     for night in (N1, N2, N3):
         for pid in people.values():
             d.death(pid, DIED, as_of=night)
@@ -154,12 +158,13 @@ def test_third_night_resolved_findings_come_back(db, tmp_path):
     run_compare(db, N1, gx=False)
     with db.connect() as conn:
         ids = dict(conn.execute("SELECT id_number, finding_id FROM mart.findings WHERE rule_code = 'SS07'"))
-    g, h, k = (people[x] for x in "GHK")
-    assert sum(r.stored for r in return_worklists(db, N1, tmp_path, {ids[g]: "不属实", ids[k]: "属实"})) == 2
+    g, h, k, m = (people[x] for x in "GHKM")
+    answers = {ids[g]: "不属实", ids[k]: "属实", ids[m]: "不属实"}
+    assert sum(r.stored for r in return_worklists(db, N1, tmp_path, answers)) == 3
     run_compare(db, N2, gx=False)
     run_compare(db, N3, gx=False)
     assert statuses(db, N2) == dict.fromkeys(people.values(), "resolved")
-    assert statuses(db, N3) == {g: "open", h: "new", k: "new"}
+    assert statuses(db, N3) == {g: "open", h: "new", k: "new", m: "open"}
 
     def seen(as_of):
         write_mismatches(db, as_of, tmp_path / f"m-{as_of}.csv")
@@ -168,11 +173,11 @@ def test_third_night_resolved_findings_come_back(db, tmp_path):
 
     n1, n3 = N1.isoformat(), N3.isoformat()
     assert seen(N2) == dict.fromkeys(people.values(), ("resolved", n1, n1))
-    assert seen(N3) == {g: ("open", n1, n3), h: ("new", n3, n3), k: ("new", n3, n3)}
+    assert seen(N3) == {g: ("open", n1, n3), h: ("new", n3, n3), k: ("new", n3, n3), m: ("open", n1, n3)}
     with db.connect() as conn:
         life = {i: r for i, *r in conn.execute(
             "SELECT id_number, status, first_seen, last_seen FROM mart.findings WHERE rule_code = 'SS07'")}
-    assert life == {g: ["open", N1, N3], h: ["new", N3, N3], k: ["new", N3, N3]}
+    assert life == {g: ["open", N1, N3], h: ["new", N3, N3], k: ["new", N3, N3], m: ["open", N1, N3]}
     # G's verdict is still the one its work list shows
     rows = {r["id_number"]: r for r in worklist_rows(db, N3)}
     assert rows[g]["verdict"] == "不属实" and rows[g]["first_seen"] == N1 and rows[h]["verdict"] is None
