@@ -55,7 +55,8 @@ RECEIPT_DIR = "feedback"
 HEADER = dict(WORKLIST_COLUMNS)
 CHECKED = ("rule_code", "id_number", "name")  # the visible columns a row must still show as written
 MAX_FINDING_ID = 2**63 - 1  # bigint: a larger number is no finding (and must not reach PostgreSQL)
-HEADER_SEARCH_ROWS = 60  # the table's header is below the title and the rules' explanations
+HEADER_SEARCH_ROWS = 60
+MAX_NOTE = 2000  # characters of a 备注 kept  # the table's header is below the title and the rules' explanations
 
 
 class FeedbackRefused(Exception):
@@ -162,6 +163,12 @@ def _text(value) -> str:
     return str(value).strip()
 
 
+def _note(text: str) -> str | None:
+    """备注 as stored: control characters dropped (PostgreSQL text cannot hold NUL), length capped."""
+    text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
+    return text[:MAX_NOTE] or None
+
+
 def _finding_id(text: str) -> int | None:
     """The 问题编号 as written → an id, or None (not a whole number, or beyond any finding)."""
     try:
@@ -203,7 +210,7 @@ def _read_seal(book, settings: Settings) -> tuple[str, str, set[int]]:
     except (IndexError, ValueError, TypeError):
         raise FeedbackRefused("清单的校验信息已损坏，整份文件未采用，请使用下发的清单重新填写") from None
     if version != SEAL_VERSION or not isinstance(town, str) or not hmac.compare_digest(
-            digest, _digest(feedback_key(settings), town, as_of, ids)):
+            digest.encode("utf-8"), _digest(feedback_key(settings), town, as_of, ids).encode("ascii")):
         raise FeedbackRefused("清单的校验信息与内容不符（问题编号、镇街或日期被改动，或不是本系统下发的清单），"
                               "整份文件未采用")
     return town, as_of, ids
@@ -233,7 +240,7 @@ def _read_rows(book) -> tuple[list[Row], int]:
             if not cell("verdict"):
                 unanswered += bool(cell("finding_id"))
                 continue
-            rows.append(Row(sheet.title, number, cell("finding_id"), cell("verdict"), cell("note") or None,
+            rows.append(Row(sheet.title, number, cell("finding_id"), cell("verdict"), _note(cell("note")),
                             {key: cell(key) for key in CHECKED}))
     return rows, unanswered
 
