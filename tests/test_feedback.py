@@ -314,9 +314,16 @@ def test_receipt_holds_no_full_id_even_when_the_sheet_does(night):
     row = dict.fromkeys(headers, "")
     row.update({HEADERS["finding_id"]: foreign[0], HEADERS["id_number"]: _id(100), HEADERS["verdict"]: "不属实"})
     sheet.append([row[h] for h in headers])
+    row.update({HEADERS["finding_id"]: _id(101), HEADERS["verdict"]: "不属实"})  # an ID as 问题编号
+    sheet.append([row[h] for h in headers])
+    row.update({HEADERS["finding_id"]: foreign[1], HEADERS["verdict"]: _id(102)})  # an ID as 核查结论
+    sheet.append([row[h] for h in headers])
+    sheet.title = _id(103)  # and as the sheet's name
     book.save(path)
     result = apply_feedback(w, path, settings)
     data, html = _receipt(result)
-    assert result.refused == 1 and _id(100) not in html and _id(100) not in json.dumps(data)
+    assert result.refused == 3
+    for n in (100, 101, 102, 103):
+        assert _id(n) not in html and _id(n) not in json.dumps(data), n
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import jinja2
 
 from crosscheck.compare import VERDICTS, WORKLIST_COLUMNS
-from crosscheck.masking import mask_id
+from crosscheck.masking import mask_id, mask_ids_in_text
 from crosscheck.pickup import oversize_reason, safe_display_name, unsafe_entry_reason
 from crosscheck.read import FileRejected, _check_zip, _load_workbook
 from crosscheck.settings import INCLUDE_DIR, Settings, get_settings
@@ -121,6 +121,7 @@ class Row:
     note: str | None
     cells: dict[str, str]  # the checked columns as written
     taken: bool = False
+    known: bool = False  # the 问题编号 is one of the list's own
     reason: str = ""
     rule_code: str = ""
     id_masked: str = ""
@@ -264,6 +265,7 @@ def _check_rows(conn, rows: list[Row], town: str, as_of: str, ids: set[int], set
             answers[parsed[id(r)]] = answers.get(parsed[id(r)], 0) + 1
     for r in rows:
         finding_id, finding = parsed[id(r)], found.get(parsed[id(r)])
+        r.known = finding_id in ids
         if finding:
             r.rule_code, r.id_masked = finding["rule_code"], mask_id(finding["id_number"]) or ""
         else:
@@ -376,10 +378,14 @@ def _template() -> jinja2.Template:
 
 def receipt_data(result: FeedbackResult) -> dict:
     """What the receipt says: no cell is quoted back but the verdict, and the ID only masked."""
-    rows = [{"sheet": r.sheet, "row": r.row, "finding_id": r.finding_id[:24], "rule_code": r.rule_code,
-             "id_number": r.id_masked, "verdict": r.verdict[:12], "taken": r.taken, "reason": r.reason}
+    rows = [{"sheet": mask_ids_in_text(r.sheet), "row": r.row,
+             # a 问题编号 of the list is shown; anything else typed there (an ID number?) only masked
+             "finding_id": r.finding_id if r.known else mask_id(r.finding_id[:24]) or "",
+             "rule_code": r.rule_code, "id_number": r.id_masked,
+             "verdict": r.verdict if r.verdict in VERDICTS else mask_id(r.verdict[:24]) or "",
+             "taken": r.taken, "reason": r.reason}
             for r in result.rows]
-    return {"file_name": safe_display_name(result.file_name), "sha256": result.sha256,
+    return {"file_name": mask_ids_in_text(safe_display_name(result.file_name)), "sha256": result.sha256,
             "received_at": result.received_at, "status": result.status,
             "status_zh": "已接收" if result.status == "accepted" else "整份文件未采用",
             "reason": result.reason, "town": result.town, "as_of": result.as_of,
