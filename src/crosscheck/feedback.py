@@ -328,14 +328,13 @@ def apply_feedback(warehouse: Warehouse, xlsx_path: Path, settings: Settings | N
     source = f"{path.name}#{result.sha256[:16]}"
     with warehouse.transaction() as conn:
         _check_rows(conn, result.rows, town, as_of, ids, settings)
-        for r in result.rows:
-            if r.taken:
-                conn.execute(
-                    "INSERT INTO mart.feedback (finding_id, verdict, note, data_hash, source_file) "
-                    "SELECT finding_id, %s, %s, data_hash, %s FROM mart.findings WHERE finding_id = %s "
-                    "ON CONFLICT (finding_id, source_file) DO NOTHING",
-                    (r.verdict, r.note, source, int(r.finding_id)))
-                result.stored += 1
+        taken = [(r.verdict, r.note, source, int(r.finding_id)) for r in result.rows if r.taken]
+        with conn.cursor() as cur:  # one round trip per batch, not per verdict
+            cur.executemany(
+                "INSERT INTO mart.feedback (finding_id, verdict, note, data_hash, source_file) "
+                "SELECT finding_id, %s, %s, data_hash, %s FROM mart.findings WHERE finding_id = %s "
+                "ON CONFLICT (finding_id, source_file) DO NOTHING", taken)
+        result.stored = len(taken)
     write_feedback_receipt(result, settings)
     log.info("feedback %s", result.summary())
     return result
@@ -379,8 +378,9 @@ def _template() -> jinja2.Template:
 def receipt_data(result: FeedbackResult) -> dict:
     """What the receipt says: no cell is quoted back but the verdict, and the ID only masked."""
     rows = [{"sheet": mask_ids_in_text(r.sheet), "row": r.row,
-             # a 问题编号 of the list is shown; anything else typed there (an ID number?) only masked
-             "finding_id": r.finding_id if r.known else mask_id(r.finding_id[:24]) or "",
+             # a 问题编号 is shown; anything longer typed there (an ID number?) only masked
+             "finding_id": r.finding_id if r.known or (_finding_id(r.finding_id) and len(r.finding_id) <= 12)
+             else mask_id(r.finding_id[:24]) or "",
              "rule_code": r.rule_code, "id_number": r.id_masked,
              "verdict": r.verdict if r.verdict in VERDICTS else mask_id(r.verdict[:24]) or "",
              "taken": r.taken, "reason": r.reason}
