@@ -202,3 +202,28 @@ def night_state(w, as_of: date) -> dict:
                 "SELECT indicator, scope, numerator, denominator, value FROM mart.indicators WHERE as_of = %s "
                 "ORDER BY 1, 2", (as_of,)).fetchall(),
         }
+
+
+def fill_worklist(path: Path, answers: dict, out: Path | None = None, note: str = "已核实") -> Path:
+    """A work list as a case worker returns it: 核查结论 (and 备注) filled in on the rows whose 问题编号
+    is a key of ``answers``; saved to ``out`` (default: over itself)."""
+    from openpyxl import load_workbook
+
+    from crosscheck.compare import WORKLIST_COLUMNS
+
+    headers = dict(WORKLIST_COLUMNS)
+    book = load_workbook(path)
+    for sheet in book.worksheets:
+        rows = list(sheet.iter_rows())
+        header = next((r for r in rows if [c.value for c in r][:1] == [headers["finding_id"]]), None)
+        if header is None:
+            continue
+        labels = [c.value for c in header]
+        for row in rows[header[0].row:]:
+            finding_id = row[0].value
+            if finding_id in answers:
+                row[labels.index(headers["verdict"])].value = answers[finding_id]
+                row[labels.index(headers["note"])].value = note
+    out = out or path
+    book.save(out)
+    return out

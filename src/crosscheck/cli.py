@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import stat
 import sys
 import time
 from datetime import date, datetime
@@ -64,12 +65,39 @@ def cmd_demo(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from crosscheck.compare import apply_feedback
-    from crosscheck.warehouse import open_warehouse
+    """Each file checked and stored (crosscheck.feedback); bad input is one line and exit 2."""
+    from crosscheck.feedback import apply_feedback
+    from crosscheck.pickup import safe_display_name
+    from crosscheck.pipeline import RunFailed
+    from crosscheck.warehouse import open_warehouse, redact
 
-    warehouse = open_warehouse(args.warehouse)
-    for path in args.files:
-        print(f"{path}: {apply_feedback(warehouse, Path(path))} verdicts stored")
+    for name in args.files:
+        try:
+            st = Path(name).lstat()
+        except FileNotFoundError:
+            raise RunFailed(f"反馈文件不存在 / no such file: {safe_display_name(name)}") from None
+        except OSError as exc:  # a name too long, a folder without permission …
+            raise RunFailed(f"无法读取反馈文件 / cannot read {safe_display_name(name)}: {exc.strerror}") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise RunFailed(f"这是一个文件夹，不是交回的清单 / a folder, not a work list: {safe_display_name(name)}")
+    try:
+        warehouse = open_warehouse(args.warehouse)
+    except Exception as exc:
+        target = redact(args.warehouse) if args.warehouse else "the embedded PostgreSQL"
+        raise RunFailed(f"cannot open the warehouse at {target}: {str(exc).splitlines()[0]}") from exc
+    if not args.verbose:  # each file is answered below, on one line: not once more by the log
+        logging.getLogger("crosscheck.feedback").setLevel(logging.ERROR)
+    refused = []
+    for name in args.files:
+        result = apply_feedback(warehouse, Path(name))
+        if result.status == "refused":
+            refused.append(result)
+        else:
+            print(f"{result.summary()}; 回执 / receipt: {result.receipt}")
+    if refused:  # every refused file on one line each, then exit 2
+        for result in refused[:-1]:
+            print(f"crosscheck: {result.summary()}", file=sys.stderr)
+        raise RunFailed(refused[-1].summary())
     return 0
 
 

@@ -66,6 +66,29 @@ def date_window(settings: Settings, now: float, night: date | None = None) -> tu
             max(today, night) + timedelta(days=settings.as_of_max_future_days))
 
 
+def unsafe_entry_reason(name: str, st: os.stat_result) -> str | None:
+    """Why an entry of a drop folder (landing, feedback) is not taken as a file, from its lstat: links
+    are never followed, folders and special files never read; None when it is a plain file."""
+    if stat.S_ISLNK(st.st_mode):
+        return "这是一个符号链接（快捷方式），系统不会跟随链接读取，请直接放入文件本身"
+    if stat.S_ISDIR(st.st_mode):
+        return "这是一个文件夹，请只放入数据文件，不要建立子文件夹"
+    if not stat.S_ISREG(st.st_mode):
+        return "这不是普通文件，无法接收"
+    if st.st_nlink > 1:
+        return "该文件是硬链接（同一文件有多个名字），为防止被他处修改，请复制一份真实文件放入"
+    if len(name) > MAX_NAME_LENGTH or any(not ch.isprintable() for ch in name):
+        return "文件名过长或含有控制字符"
+    return None
+
+
+def oversize_reason(size: int, settings: Settings) -> str | None:
+    if size > settings.max_file_bytes:
+        return (f"文件大小 {_size(size)} 超过上限 {_size(settings.max_file_bytes)}，"
+                "请拆分后分别报送或联系数据管理员")
+    return None
+
+
 def _classify(department: str, path: Path, settings: Settings, now: float,
               night: date | None = None) -> Drop | None:
     name = path.name
@@ -75,20 +98,8 @@ def _classify(department: str, path: Path, settings: Settings, now: float,
     except FileNotFoundError:  # vanished between listing and looking
         return None
     drop.size, drop.mtime_ns = st.st_size, st.st_mtime_ns
-    if stat.S_ISLNK(st.st_mode):
-        drop.reason = "这是一个符号链接（快捷方式），系统不会跟随链接读取，请直接放入文件本身"
-        return drop
-    if stat.S_ISDIR(st.st_mode):
-        drop.reason = "这是一个文件夹，请只放入数据文件，不要建立子文件夹"
-        return drop
-    if not stat.S_ISREG(st.st_mode):
-        drop.reason = "这不是普通文件，无法接收"
-        return drop
-    if st.st_nlink > 1:
-        drop.reason = "该文件是硬链接（同一文件有多个名字），为防止被他处修改，请复制一份真实文件放入"
-        return drop
-    if len(name) > MAX_NAME_LENGTH or any(not ch.isprintable() for ch in name):
-        drop.reason = "文件名过长或含有控制字符，请按“数据项_YYYYMMDD.csv”命名"
+    if reason := unsafe_entry_reason(name, st):
+        drop.reason = reason + ("，请按“数据项_YYYYMMDD.csv”命名" if reason.startswith("文件名") else "")
         return drop
     match = FILE_NAME.match(name)
     allowed = {c.extract: c for c in by_department(department)}
@@ -110,11 +121,8 @@ def _classify(department: str, path: Path, settings: Settings, now: float,
                        f"{latest:%Y-%m-%d} 之间），可能是日期写错，请核对文件名中的日期后重新报送")
         return drop
     drop.extract, drop.format = match["extract"], FORMATS[match["ext"].lower()]
-    if st.st_size > settings.max_file_bytes:
-        drop.reason = (
-            f"文件大小 {_size(st.st_size)} 超过上限 {_size(settings.max_file_bytes)}，"
-            "请拆分后分别报送或联系数据管理员"
-        )
+    if reason := oversize_reason(st.st_size, settings):
+        drop.reason = reason
         return drop
     done_marker = path.with_name(name + DONE_SUFFIX)
     if done_marker.is_file() and not done_marker.is_symlink():

@@ -133,18 +133,12 @@ def night_lock(warehouse: Warehouse, wait: bool = False, shared: bool = False):
 
 
 def apply_feedback_folder(warehouse: Warehouse, settings: Settings) -> int:
-    """Store the verdicts of every work list returned to the feedback folder (idempotent per file)."""
-    from crosscheck.compare import apply_feedback
+    """Store the verdicts of every work list returned to the feedback folder (crosscheck.feedback:
+    checked row by row, a receipt each, a bad file moved aside); return how many were stored."""
+    from crosscheck.feedback import apply_feedback_folder as apply_folder
 
-    folder = settings.feedback_dir
-    if not folder.is_dir():
-        return 0
-    stored = 0
-    for path in sorted(folder.glob("*.xlsx")):
-        if path.is_symlink() or path.name.startswith(("~$", ".")):
-            continue  # links are never followed; ~$ files are Excel's lock files
-        stored += apply_feedback(warehouse, path)
-    return stored
+    with stage("feedback"):
+        return sum(r.stored for r in apply_folder(warehouse, settings))
 
 
 def compare_night(warehouse: Warehouse, as_of: date, settings: Settings):
