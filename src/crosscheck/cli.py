@@ -323,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from crosscheck.masking import install_log_redaction
+
+    install_log_redaction()  # logs go to operators: no ID number or birth date in them (masking.py)
     try:
         return args.func(args)
     except RunFailed as exc:
