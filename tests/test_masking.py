@@ -172,7 +172,7 @@ def test_a_computed_check_character_is_never_stated():
 def test_other_figures_of_a_row_stay_readable():
     """Dates that are not a birth date of the row, months, amounts and short numbers are kept."""
     valid = _id("500151", date(1950, 6, 7), 11)
-    row = {"id_number": valid, "detail": "2026-03-15死亡，仍发放2026-04养老金1笔共1,234.50元（流水号S000123）",
+    row = {"id_number": valid, "detail": "2026-03-15死亡，仍发放2026-04养老金2笔（流水号5001510000002087、S000123）共1,234.50元",
            "name": "张三", "amount": 1234.5}
     out = row_for_people(row)
     assert out["detail"] == row["detail"]

@@ -27,9 +27,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import date
+from functools import lru_cache
 
 ID_COLUMNS = ("id_number",)
 ID_RUN_DIGITS = 15  # the shortest ID (legacy); shorter runs cannot hold region, birth date and sequence
+ID_LENGTHS = (15, 17, 18, 19)  # an ID, one missing its check character, one with a stray digit: always masked
 
 
 class _Fold(dict):
@@ -64,6 +66,7 @@ _DATE_DMY = re.compile(r"(?<![0-9])([0-9]{1,2}) ?[ /] ?([0-9]{1,2}) ?[ /] ?([0-9
 _CHECK_CLAIM = re.compile(r"(?:校验[位码]?|最后一位|末位|check (?:character|digit))[^0-9X。；;\n]{0,12}?"
                           r"(?:[为是:：]|should be|is) ?([0-9X])(?![0-9])", re.IGNORECASE)
 _ANY_DIGIT = re.compile(r"\d")  # \d: decimal digits of every script, full-width included
+_CLAIM_WORD = re.compile(r"校验|最后一位|末位|check", re.IGNORECASE)
 
 
 def _fold(text: str) -> str:
@@ -76,8 +79,11 @@ def _digits(run: str) -> str:
 
 def _mask_run(run: str) -> str:
     chars = _digits(run)
-    if len(chars) < ID_RUN_DIGITS:
+    digits = chars.rstrip("X")
+    if len(digits) < ID_RUN_DIGITS:
         return run
+    if len(digits) not in ID_LENGTHS and not _date_windows(digits):
+        return run  # e.g. a 16-digit payment serial number: no birth date where an ID would carry one
     tail = 4 if len(chars) >= 18 else 3
     return chars[:6] + "*" * (len(chars) - 6 - tail) + chars[-tail:]
 
@@ -90,23 +96,32 @@ def _plausible(y: int, m: int, d: int) -> date | None:
     return day if 1880 <= y <= 2100 else None
 
 
+@lru_cache(maxsize=65536)
+def _date_windows(d: str) -> frozenset[str]:
+    """The birth dates a run of digits may carry, wherever in it an ID could start (a run may hold an ID
+    and more digits): every 8 digits that read as a date where an 18-digit ID carries its birth date,
+    every 6 that read as one where a legacy 15-digit ID does (with its 19YYMMDD)."""
+    out: set[str] = set()
+    for k in range(-1, len(d) - 13):  # -1: a run missing its first digit
+        eight, six = d[k + 6:k + 14], d[k + 6:k + 12]
+        if len(eight) == 8 and _plausible(int(eight[:4]), int(eight[4:6]), int(eight[6:])):
+            out.add(eight)
+        if len(six) == 6 and _plausible(1900 + int(six[:2]), int(six[2:4]), int(six[4:])):
+            out |= {six, "19" + six}
+    return frozenset(out)
+
+
 def _birth_fragments(runs: Iterable[str]) -> set[str]:
-    """Digit strings that spell a birth date of an ID inside these runs, wherever in a run an ID could
-    start (a run may hold an ID and more digits): every 8 digits that read as a date where an 18-digit ID
-    carries its birth date, every 6 that read as one where a legacy 15-digit ID does (with its 19YYMMDD),
-    and the raw 8 at the run's own birth-date place (an impossible date is quoted back too)."""
+    """Digit strings that spell a birth date of an ID inside these runs: the plausible ones, and for a
+    run of an ID's length the raw 8 at its birth-date place (an impossible date is quoted back too)."""
     out: set[str] = set()
     for run in runs:
         d = _digits(run).rstrip("X")
         if len(d) < ID_RUN_DIGITS:
             continue
-        out.add(d[6:14])
-        for k in range(-1, len(d) - 13):  # -1: a run missing its first digit
-            eight, six = d[k + 6:k + 14], d[k + 6:k + 12]
-            if len(eight) == 8 and _plausible(int(eight[:4]), int(eight[4:6]), int(eight[6:])):
-                out.add(eight)
-            if len(six) == 6 and _plausible(1900 + int(six[:2]), int(six[2:4]), int(six[4:])):
-                out |= {six, "19" + six}
+        if len(d) in ID_LENGTHS:
+            out.add(d[6:14])
+        out |= _date_windows(d)
     return out
 
 
@@ -141,15 +156,28 @@ def _edit(text: str, edits: list[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
-def _apply(text: str, fragments: set[str]) -> str:
+def _claims(text: str) -> str:
+    """3. stated check characters"""
+    if not _CLAIM_WORD.search(text):
+        return text
+    return _edit(text, [(m.start(1), m.end(1), "*") for m in _CHECK_CLAIM.finditer(_fold(text))])
+
+
+def _apply(text: str, fragments: set[str], own_runs: bool = True) -> str:
+    """``own_runs``: add the birth dates of the text's own IDs (a row's were gathered from all its texts)."""
+    if len(_ANY_DIGIT.findall(text)) < 4:
+        return _claims(text)  # too few digits for an ID or a date
     folded = _fold(text)
-    fragments = fragments | _birth_fragments(_id_runs(folded))
+    if own_runs:
+        fragments = fragments | _birth_fragments(_id_runs(folded))
     # 1. ID-like runs
-    text = _edit(text, [(m.start(), m.end(), masked) for m in _RUN.finditer(folded)
-                        if (masked := _mask_run(m.group(0))) != m.group(0)])
+    edits = [(m.start(), m.end(), masked) for m in _RUN.finditer(folded)
+             if (masked := _mask_run(m.group(0))) != m.group(0)]
+    if edits:
+        text = _edit(text, edits)
+        folded = _fold(text)
     # 2. birth dates, on what step 1 left (a kept tail may now read as a date with what follows it)
     if fragments:
-        folded = _fold(text)
         edits = []
         for m in _RUN.finditer(folded):
             digits = _digits(m.group(0))
@@ -160,8 +188,7 @@ def _apply(text: str, fragments: set[str]) -> str:
                 if any(k in fragments for k in _date_key(*(m.group(i) for i in order))):
                     edits.append((m.start(), m.end(), _star_digits(text[m.start():m.end()])))
         text = _edit(text, edits)
-    # 3. stated check characters
-    return _edit(text, [(m.start(1), m.end(1), "*") for m in _CHECK_CLAIM.finditer(_fold(text))])
+    return _claims(text)
 
 
 def for_people(text, ids: Iterable[str] = ()):
@@ -180,14 +207,16 @@ def row_for_people(row: Mapping, id_columns: Iterable[str] = ID_COLUMNS, mask_id
     whole row, the ID columns masked (left whole when ``mask_ids`` is off: ``worklist_mask_ids`` for trusted
     deployments). Values that are not text (dates, amounts) are kept."""
     id_columns = tuple(id_columns)
-    texts = [v for v in row.values() if isinstance(v, str)]
-    fragments = _birth_fragments(_id_runs(_fold("\n".join(texts))))
+    digits = {k: len(_ANY_DIGIT.findall(v)) for k, v in row.items() if isinstance(v, str)}
+    # only a text with enough digits can hold an ID whose birth date must leave the whole row
+    fragments = _birth_fragments(_id_runs(_fold("\n".join(row[k] for k, n in digits.items()
+                                                          if n >= ID_RUN_DIGITS))))
     out = {}
     for key, value in row.items():
         if key in id_columns and isinstance(value, str):
             out[key] = mask_id(value) if mask_ids else value
-        elif isinstance(value, str) and value:
-            out[key] = _apply(value, fragments) if fragments or _ANY_DIGIT.search(value) else value
+        elif key in digits:
+            out[key] = _apply(value, fragments, own_runs=False) if digits[key] else _claims(value)
         else:
             out[key] = value
     return out
