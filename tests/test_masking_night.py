@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from test_dags import PLUGIN_CHECK, airflow_home  # noqa: F401  (fixture: a migrated Airflow home)
+from test_dags import (  # noqa: F401  (fixtures: a migrated Airflow home, its DagBag, the task environment)
+    PLUGIN_CHECK,
+    airflow_home,
+    crosscheck_env,
+    dagbag,
+    night_date,
+    run_dag,
+    write_minimal_district,
+)
 from test_masking import FULL_WIDTH, _dates_in, _squeeze
 
 from crosscheck.compare import WORKLIST_COLUMNS
@@ -257,3 +265,26 @@ def test_plugin_pages_are_masked(night, airflow_home, tmp_path):  # noqa: F811
     for page in (out["index"][1], out["report"], out["older"]):
         assert not _ids_of(_squeeze(page), night["prefixes"])
     assert f"{valid[6:10]}-{valid[10:12]}-{valid[12:14]}" not in out["older"]
+
+
+def test_airflow_task_logs_are_masked(dagbag, crosscheck_env, airflow_home, caplog, capfd):  # noqa: F811
+    """An ingest DAG run by Airflow (dag.test) on a drop whose file name carries an ID inside 19 digits and
+    its birth date: the task log (records, what Airflow prints, its log files) shows neither."""
+    from stdnum.cn import ric
+
+    first17 = "50022419750413128"
+    valid = first17 + ric.calc_check_digit(first17)
+    landing = Path(crosscheck_env.landing_dir)
+    write_minimal_district(landing, night_date(), rows=5)
+    (landing / "hrss" / f"张三{valid}7 {valid[6:14]}.csv").write_bytes(b"x")
+    caplog.set_level(logging.DEBUG)
+    run, _ = run_dag(dagbag, "crosscheck_ingest_hrss")
+    assert str(run.state) == "success"
+    printed = capfd.readouterr()
+    texts = [r.getMessage() + (r.exc_text or "") for r in caplog.records] + [printed.out, printed.err]
+    texts += [p.read_text(encoding="utf-8", errors="replace") for p in (airflow_home / "logs").rglob("*")
+              if p.is_file()]
+    squeezed = _squeeze("\n".join(texts))
+    assert first17 not in squeezed
+    assert valid[6:14] not in squeezed and "1975-04-13" not in squeezed
+    assert f"张三{valid[:6]}*" in "\n".join(texts)  # the rejected name was logged, masked
