@@ -86,7 +86,9 @@ def birth_spellings(birth: date) -> list[str]:
             f"{birth:%Y-%m-%d}".translate(FULL_WIDTH)]
 
 
-FILLER = st.text(st.sampled_from(list("身份证号出生日期为户主不是该成员，；：（）() 太平镇坪漆村张三abcX-_./")), max_size=12)
+# the words and separators of a finding's detail, or any text at all (digits of other scripts included)
+FILLER = st.one_of(st.text(st.sampled_from(list("身份证号出生日期为户主不是该成员，；：（）() 太平镇坪漆村张三abcX-_./0123456789")),
+                           max_size=12), st.text(max_size=12))
 
 
 # ------------------------------------------------------------------------------ the test's own reader

@@ -59,9 +59,11 @@ class _Fold(dict):
 _FOLD = _Fold()
 # On the folded text: digits with at most a few separators between them, optionally a trailing X.
 _RUN = re.compile(r"[0-9](?: {0,3}[0-9])*(?: {0,3}X)?")
-_DATE_YMD = re.compile(r"(?<![0-9])([0-9]{4}|[0-9]{2}) ?(?:[ /]|年) ?([0-9]{1,2}) ?(?:[ /]|月) ?([0-9]{1,2})(?:日|号)?"
-                       r"(?![0-9])")
-_DATE_DMY = re.compile(r"(?<![0-9])([0-9]{1,2}) ?[ /] ?([0-9]{1,2}) ?[ /] ?([0-9]{4})(?![0-9])")
+# Dates, found at every position (a lookahead, so overlapping ones too) and not only where a number starts
+# or ends: a birth date glued to other digits (``01/01/200001``) still reads as one.
+_DATE_YMD = re.compile(r"(?=(?P<all>([0-9]{4}|[0-9]{2}) ?(?:[ /]|年) ?([0-9]{1,2}) ?(?:[ /]|月) ?([0-9]{1,2})"
+                       r"(?:日|号)?))")
+_DATE_DMY = re.compile(r"(?=(?P<all>([0-9]{1,2}) ?[ /] ?([0-9]{1,2}) ?[ /] ?([0-9]{4})))")
 # A check character stated after the words that introduce it (校验位/校验码/最后一位/末位 … 为 7).
 _CHECK_CLAIM = re.compile(r"(?:校验[位码]?|最后一位|末位|check (?:character|digit))[^0-9X。；;\n]{0,12}?"
                           r"(?:[为是:：]|should be|is) ?([0-9X])(?![0-9])", re.IGNORECASE)
@@ -183,10 +185,14 @@ def _apply(text: str, fragments: set[str], own_runs: bool = True) -> str:
             digits = _digits(m.group(0))
             if any(f in digits for f in fragments):  # written as one number: 19900101, 900101, 1990 0101
                 edits.append((m.start(), m.end(), _star_digits(text[m.start():m.end()])))
-        for pattern, order in ((_DATE_YMD, (1, 2, 3)), (_DATE_DMY, (3, 2, 1)), (_DATE_DMY, (3, 1, 2))):
+        for pattern, order in ((_DATE_YMD, (2, 3, 4)), (_DATE_DMY, (4, 3, 2)), (_DATE_DMY, (4, 2, 3))):
             for m in pattern.finditer(folded):
-                if any(k in fragments for k in _date_key(*(m.group(i) for i in order))):
-                    edits.append((m.start(), m.end(), _star_digits(text[m.start():m.end()])))
+                y, mo, d = (m.group(i) for i in order)
+                # a day glued to a following digit (``2000-1-10``) may be a 1-digit day
+                keys = _date_key(y, mo, d) + (_date_key(y, mo, d[0]) if pattern is _DATE_YMD and len(d) == 2 else [])
+                if any(k in fragments for k in keys):
+                    start, end = m.span("all")
+                    edits.append((start, end, _star_digits(text[start:end])))
         text = _edit(text, edits)
     return _claims(text)
 
