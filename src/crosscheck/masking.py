@@ -185,7 +185,11 @@ def _apply(text: str, fragments: set[str], own_runs: bool = True) -> str:
             digits = _digits(m.group(0))
             if any(f in digits for f in fragments):  # written as one number: 19900101, 900101, 1990 0101
                 edits.append((m.start(), m.end(), _star_digits(text[m.start():m.end()])))
+        # a date spelling holds the year's last two digits: without any of them, no pattern can match
+        spelled = any(f[-6:-4] in folded for f in fragments)
         for pattern, order in ((_DATE_YMD, (2, 3, 4)), (_DATE_DMY, (4, 3, 2)), (_DATE_DMY, (4, 2, 3))):
+            if not spelled:
+                break
             for m in pattern.finditer(folded):
                 y, mo, d = (m.group(i) for i in order)
                 # a day glued to a following digit (``2000-1-10``) may be a 1-digit day
