@@ -1,17 +1,19 @@
 """Personal data in what people read: one masking policy, and spreadsheet safety.
 
 Everything written for people other than the analysts (report.html, work lists, the Airflow report
-pages, Data Docs, logs) goes through ``for_people`` (a text) or ``row_for_people`` (a row of a table).
+pages, Data Docs, logs, notifications) goes through ``for_people`` (a text) or ``row_for_people`` (a row
+of a table).
 ``mismatches.csv`` is the analysts' file and keeps IDs in full; a department's own receipt may quote
 its own rows back to it.
 
 The policy, for any text:
 
 1. ID-like runs are found on a folded copy of the text: digits of any script (full-width too) as ASCII,
-   ``x``/``Ｘ`` as ``X``, spaces, dashes, dots, commas and underscores inside a run ignored. A run of 15
-   or more digits (a legacy 15-digit ID, an 18-character one, a 17- or 19-digit damaged one, an ID inside
-   a longer number) keeps its first six digits (the region code) and its last four (three when shorter
-   than 18); the rest, where any embedded ID's birth date lies, becomes ``*``.
+   ``x``/``Ｘ`` as ``X``, spaces, dashes, dots, commas and underscores inside a run ignored. A run of an
+   ID's length (15, 17, 18, 19 digits: a legacy ID, an 18-character one, a damaged one), or a longer or
+   16-digit one with a birth date where an ID would carry it (an ID inside a longer number), keeps its
+   first six digits (the region code) and its last four (three when shorter than 18); the rest, where
+   any embedded ID's birth date lies, becomes ``*``. (A 16-digit payment serial number stays.)
 2. The birth date of every ID of the row (the ID columns and every ID-like run in any of its texts, read
    at each place an ID could start) is removed from every text of the row in every spelling: ``19900101``,
    ``1990-01-01``, ``1990/1/1``, ``1990年1月1日``, ``900101``, ``01/01/1990``. Otherwise the masked
