@@ -435,17 +435,19 @@ def _release_embedded() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from crosscheck.masking import for_people, install_log_redaction
     from crosscheck.pipeline import RunFailed, connection_lost
     from crosscheck.publishing import PublishError
     from crosscheck.warehouse import WarehouseMissing
 
     args = build_parser().parse_args(argv)
     log_file = _log_to_file(args.verbose)
+    install_log_redaction()  # logs go to operators: no ID number or birth date in them (masking.py)
     try:
         return args.func(args)
     except (RunFailed, PublishError, WarehouseMissing) as exc:
         log.error("crosscheck %s: %s", args.command, exc, exc_info=exc.__cause__ is not None)
-        print(f"crosscheck: {exc}", file=sys.stderr)
+        print(for_people(f"crosscheck: {exc}"), file=sys.stderr)
         _release_embedded()
         return 2
     except KeyboardInterrupt:
@@ -454,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("crosscheck %s failed", args.command, exc_info=True)
         what = "仓库数据库连接中断 / the warehouse connection was lost" if connection_lost(exc) else "失败 / failed"
         where = f" (详情 / details: {log_file})" if log_file else ""
-        print(f"crosscheck {args.command}: {what}: {_first_line(exc)}{where}", file=sys.stderr)
+        print(for_people(f"crosscheck {args.command}: {what}: {_first_line(exc)}{where}"), file=sys.stderr)
         _release_embedded()
         return 2
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import jinja2
 
 from crosscheck.compare import VERDICTS, WORKLIST_COLUMNS
-from crosscheck.masking import mask_id, mask_ids_in_text
+from crosscheck.masking import for_people, mask_id, row_for_people
 from crosscheck.pickup import oversize_reason, safe_display_name, unsafe_entry_reason
 from crosscheck.read import FileRejected, _check_zip, _load_workbook
 from crosscheck.settings import INCLUDE_DIR, Settings, get_settings
@@ -377,15 +377,15 @@ def _template() -> jinja2.Template:
 
 def receipt_data(result: FeedbackResult) -> dict:
     """What the receipt says: no cell is quoted back but the verdict, and the ID only masked."""
-    rows = [{"sheet": mask_ids_in_text(r.sheet), "row": r.row,
+    rows = [row_for_people({"sheet": r.sheet, "row": r.row,
              # a 问题编号 is shown; anything longer typed there (an ID number?) only masked
              "finding_id": r.finding_id if r.known or (_finding_id(r.finding_id) and len(r.finding_id) <= 12)
              else mask_id(r.finding_id[:24]) or "",
              "rule_code": r.rule_code, "id_number": r.id_masked,
              "verdict": r.verdict if r.verdict in VERDICTS else mask_id(r.verdict[:24]) or "",
-             "taken": r.taken, "reason": r.reason}
+             "taken": r.taken, "reason": r.reason})  # the receipt goes to a town: the masking policy
             for r in result.rows]
-    return {"file_name": mask_ids_in_text(safe_display_name(result.file_name)), "sha256": result.sha256,
+    return {"file_name": for_people(safe_display_name(result.file_name)), "sha256": result.sha256,
             "received_at": result.received_at, "status": result.status,
             "status_zh": "已接收" if result.status == "accepted" else "整份文件未采用",
             "reason": result.reason, "town": result.town, "as_of": result.as_of,

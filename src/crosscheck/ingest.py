@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from crosscheck.contracts import Contract, contracts
-from crosscheck.masking import mask_ids_in_text
+from crosscheck.masking import for_people
 from crosscheck.normalise import normalise_arrow, normalise_text
 from crosscheck.pickup import Drop, archive, safe_display_name
 from crosscheck.read import FileRejected, open_extract
@@ -170,7 +170,7 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
         # it with a receipt. Left in 'receiving', it would fail again every night and block the department.
         if not isinstance(exc, FileRejected):
             # a parser error may quote the offending line, ID numbers included
-            log.warning("%s/%s cannot be read: %s", drop.department, name, mask_ids_in_text(str(exc)))
+            log.warning("%s/%s cannot be read: %s", drop.department, name, for_people(str(exc)))
             exc = FileRejected("文件内容无法完整读取（格式错误或文件已损坏），请重新导出后报送",
                                {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
         with warehouse.transaction() as conn:

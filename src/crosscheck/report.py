@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 
 from crosscheck.compare import RULES, SEVERITIES, SEVERITY_ZH, STATUS_ZH, WORKLIST_SHEETS, district_scope
-from crosscheck.masking import mask_id, mask_ids_in_text
+from crosscheck.masking import row_for_people
 from crosscheck.reference import District, deployment_districts
 from crosscheck.settings import INCLUDE_DIR, Settings
 from crosscheck.warehouse import Warehouse
@@ -139,11 +139,13 @@ def for_district(data: dict, district: District) -> dict:
 def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...] | None = None) -> str:
     """The report of the districts (default: the deployment's; or one district with ``for_district`` data)."""
     districts = districts or deployment_districts()
-    findings = data["findings"]
+    # Everything the page shows passes the masking policy here, row by row (masking.py).
+    findings = [row_for_people(f) for f in data["findings"]]
+    files = [row_for_people(f) for f in data["files"]]
     table = [{
-        "rule": f["rule_code"], "severity": f["severity"], "id": mask_id(f["id_number"]), "name": f["name"] or "",
+        "rule": f["rule_code"], "severity": f["severity"], "id": f["id_number"], "name": f["name"] or "",
         "town": f["town"] or "", "village": f["village"] or "", "departments": f["departments"] or "",
-        "period": f["period"] or "", "detail": mask_ids_in_text(f["detail"]) or "",
+        "period": f["period"] or "", "detail": f["detail"] or "",
         "amount": None if f["amount"] is None else float(f["amount"]), "status": f["status"],
         "first_seen": str(f["first_seen"]), "last_seen": str(f["last_seen"]),
     } for f in findings]
@@ -174,7 +176,7 @@ def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]
         scope_name="、".join(d.name for d in districts),
         as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
         status_zh=STATUS_ZH, rules=rules, towns=towns, town_grid=town_grid, top=top, groups=list(WORKLIST_SHEETS.values()),
-        headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=data["files"],
+        headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=files,
         indicators=[r for r in data["indicators"] if r["as_of"] == as_of], links=links,
     )
 

@@ -25,7 +25,10 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from crosscheck.masking import install_log_redaction
+
 log = logging.getLogger(__name__)
+install_log_redaction()  # task logs are read by operators: no ID number or birth date in them (masking.py)
 
 TZ = "Asia/Shanghai"
 ASSET_SCHEME = "crosscheck"

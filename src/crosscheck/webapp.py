@@ -4,6 +4,7 @@ Only logged-in Airflow users get anything: every route depends on Airflow's own 
 Served files are confined to the reports folder: a night is a date, a path may not leave its folder.
 A night's folder is a link onto its current publish set (crosscheck.publishing), which must lie in
 the reports folder too: a link planted there pointing elsewhere serves nothing.
+Pages (HTML, JSON) are served through the masking policy (``masking.for_people``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import re
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from crosscheck.masking import for_people
 from crosscheck.settings import get_settings
 
 NIGHT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -65,6 +67,10 @@ def create_app(require_user=None) -> FastAPI:
         if not target.is_relative_to(folder) or not target.is_file() or target.suffix not in (
                 ".html", ".css", ".js", ".png", ".svg", ".json"):
             raise HTTPException(404, html.escape(f"no such file {path}"))
+        if target.suffix in (".html", ".json"):
+            # served through the masking policy too: a page written before it (an older night) leaks nothing
+            media = "text/html; charset=utf-8" if target.suffix == ".html" else "application/json"
+            return Response(for_people(target.read_text(encoding="utf-8", errors="replace")), media_type=media)
         return FileResponse(target)
 
     return app
