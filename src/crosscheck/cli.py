@@ -23,8 +23,12 @@ def cmd_generate(args) -> int:
     from crosscheck.generate import generate
 
     started = time.perf_counter()
-    summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date,
-                       districts=tuple(args.districts.split(",")))
+    try:
+        summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date,
+                           districts=tuple(args.districts.split(",")), since=args.since)
+    except ValueError as exc:  # a date pair the generator cannot write: one line, nothing written
+        print(f"crosscheck generate: {exc}", file=sys.stderr)
+        return 2
     print(summary.describe())
     print(f"generated {args.persons} persons in {time.perf_counter() - started:.1f} s → {args.out}")
     return 0
@@ -273,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--districts", default="500151",
                    help="region codes whose towns people live in, comma-separated (include/reference/districts.csv;"
                         " 500199 is a synthetic second district)")
+    p.add_argument("--since", type=_date, default=None,
+                   help="the district's first night: write the night of --date of the same people (same --persons,"
+                        " --seed, --districts), with the changes of the days between; only --date's files and"
+                        " truth_<date>.csv are written")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="run the whole night in-process")
