@@ -89,7 +89,7 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
     CeleryExecutor with ``broker_url`` (Redis) and task results in the metadata database."""
     import os
 
-    from crosscheck.settings import ROOT
+    from crosscheck.settings import ROOT, USERS_TIMEZONE
 
     bin_dir = str(Path(sys.executable).parent)
     return {
@@ -99,7 +99,10 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if broker_url else "LocalExecutor",
-        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
+        # Airflow 3 has no server-side UI zone (webserver.default_ui_timezone was removed): its UI shows the
+        # browser's zone, the schedules and naive dates are in default_timezone, the processes' own times in TZ.
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": USERS_TIMEZONE,
+        "TZ": USERS_TIMEZONE,
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
@@ -327,10 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     from crosscheck.pipeline import RunFailed
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from crosscheck.logs import configure
+
+    configure(args.verbose)
     try:
         return args.func(args)
     except RunFailed as exc:

@@ -24,9 +24,10 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from crosscheck.settings import USERS_TIMEZONE as TZ  # the DAGs import TZ from here
+
 log = logging.getLogger(__name__)
 
-TZ = "Asia/Shanghai"
 ASSET_SCHEME = "crosscheck"
 TERMINAL = ("loaded", "duplicate", "rejected", "superseded")
 
