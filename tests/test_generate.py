@@ -311,7 +311,8 @@ def test_oracle_other_dates(tmp_path, persons, seed, as_of):
 
 @pytest.mark.parametrize(
     ("persons", "seed", "first", "later"),
-    [(3000, 11, date(2026, 11, 20), date(2026, 11, 23)), (1000, 5, date(2028, 2, 1), date(2028, 2, 29))],
+    [(3000, 11, date(2026, 11, 20), date(2026, 11, 23)), (1000, 5, date(2028, 2, 1), date(2028, 2, 29)),
+     (2000, 7, date(2026, 10, 25), date(2026, 12, 2))],  # two new months: their payments, findings going on
 )
 def test_later_night_same_people_oracle_finds_its_truth(tmp_path, persons, seed, first, later):
     """A later night (--since): the same people (the first night's findings mostly still there), a few
@@ -321,7 +322,7 @@ def test_later_night_same_people_oracle_finds_its_truth(tmp_path, persons, seed,
     assert summary.truth_path == tmp_path / f"truth_{later:%Y%m%d}.csv"
     t1, t2 = oracle.truth(tmp_path / "truth.csv"), oracle.truth(summary.truth_path)
     assert oracle.findings(tmp_path / "landing", later) == t2
-    assert len(t1 & t2) > 2 * len(t1 ^ t2), "mostly the same findings"
+    assert len(t1 & t2) > len(t1 ^ t2), "mostly the same findings, even five weeks later"
     assert t2 - t1 and t1 - t2, "some new, some gone"
     # the same people: every ID of the first night's residents is in the later night's
     ids = {oracle.norm_id(v)[1] for v in oracle.read_extract(tmp_path / "landing", "residents", first)["id_number"]}
@@ -346,6 +347,6 @@ def test_later_night_leaves_earlier_files_alone_and_is_deterministic(tmp_path):
 def test_later_night_refuses_dates_it_cannot_write(tmp_path):
     with pytest.raises(ValueError, match="must come after"):
         generate(tmp_path, 1000, 3, date(2026, 11, 20), since=date(2026, 11, 20))
-    with pytest.raises(ValueError, match="same month"):
-        generate(tmp_path, 1000, 3, date(2026, 12, 1), since=date(2026, 11, 30))
+    with pytest.raises(ValueError, match="same year"):
+        generate(tmp_path, 1000, 3, date(2027, 1, 1), since=date(2026, 12, 31))
     assert not list(tmp_path.iterdir()), "nothing written"

@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_date, default=None,
                    help="the district's first night: write the night of --date of the same people (same --persons,"
                         " --seed, --districts), with the changes of the days between; only --date's files and"
-                        " truth_<date>.csv are written")
+                        " truth_<date>.csv are written (--date after --since, in the same year)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="run the whole night in-process")

@@ -13,9 +13,14 @@ changes (same arguments, same bytes). Each day, seeded by the seed and the day:
   poor and enrolled, has no pension yet (a new SS05); a poor non-student turning 16 who is not
   enrolled is a new SS01.
 
+- a new month: the month just ended is paid — pensions to everyone drawing one who was paid the
+  month before (a pensioner who died and whom HR still has 正常领取 is paid after death: a new SS06
+  month), 公益性岗位补贴 / 低保金 / 特困供养金 to everyone still in the job or case, and the payments
+  that were already findings (no job, case ended) go on for one more month (new EM02 / EM05 months).
+
 The truth list is updated with every change, so truth.csv of each night lists exactly the findings of
-that night. The nights stay in the first night's month: a new month would bring a month of new
-payments, which this module does not write yet.
+that night. The nights stay in the first night's year: a new year changes 代缴 eligibility and the
+transaction window, which this module does not model.
 """
 
 from __future__ import annotations
@@ -25,8 +30,30 @@ from datetime import date, timedelta
 import numpy as np
 
 from crosscheck.generate import ledger
-from crosscheck.generate.ledger import BEN_ENDED, BEN_NONE, BEN_PAID, EN_ENDED, EN_NORMAL, EN_PAUSED
-from crosscheck.generate.people import ST_DEAD, ST_MOVED, World, age_at, crc
+from crosscheck.generate.ledger import (
+    BEN_ENDED,
+    BEN_NONE,
+    BEN_PAID,
+    EN_ENDED,
+    EN_NORMAL,
+    EN_PAUSED,
+    IT_DIBAO,
+    IT_PW,
+    IT_TEKUN,
+)
+from crosscheck.generate.people import (
+    CASE_CATS,
+    CAT_DIBAO,
+    CAT_TEKUN,
+    JOB_FP,
+    JOB_LS,
+    JOB_TYPES,
+    ST_DEAD,
+    ST_MOVED,
+    World,
+    age_at,
+    crc,
+)
 from crosscheck.generate.plant import DEPT, plant_count
 from crosscheck.generate.tables import Cat, Table
 
@@ -38,9 +65,9 @@ def check_dates(first: date, to: date) -> None:
     """A clear error for a night this module cannot write (the CLI prints it in one line)."""
     if to <= first:
         raise ValueError(f"--date {to} must come after --since {first} (the first night of the district)")
-    if (to.year, to.month) != (first.year, first.month):
-        raise ValueError(f"--date {to} and --since {first} must be in the same month "
-                         "(the nights of a new month are not generated yet)")
+    if to.year != first.year:
+        raise ValueError(f"--date {to} and --since {first} must be in the same year "
+                         "(the nights of a new year are not generated)")
 
 
 def advance(w: World, tables: dict[str, Table], to: date) -> None:
@@ -54,18 +81,26 @@ def advance(w: World, tables: dict[str, Table], to: date) -> None:
 # ---------------------------------------------------------------- table helpers
 
 
-def _append(tab: Table, values: dict) -> None:
-    """One row with explicit values (Cat values as labels, new labels added)."""
+def _append_rows(tab: Table, values: dict) -> None:
+    """Rows with explicit values, column -> array (Cat columns as labels, new labels added): one
+    concatenation per column, however many rows (a new month adds thousands at 100,000 persons)."""
+    k = len(np.atleast_1d(values["id_number"]))
     for name, col in tab.cols.items():
-        v = values[name]
+        v = np.broadcast_to(np.asarray(values[name], dtype=object if isinstance(col, Cat) else col.dtype), (k,))
         if isinstance(col, Cat):
             labels = list(col.labels)
-            if v not in labels:
-                col.labels = np.append(col.labels, np.array([v], dtype=object))
-                labels.append(v)
-            col.codes = np.append(col.codes, np.array([labels.index(v)], dtype=col.codes.dtype))
+            new = sorted(set(v.tolist()) - set(labels))
+            if new:
+                col.labels = np.concatenate([col.labels, np.array(new, dtype=object)])
+                labels += new
+            index = {label: i for i, label in enumerate(labels)}
+            col.codes = np.concatenate([col.codes, np.array([index[x] for x in v.tolist()], dtype=col.codes.dtype)])
         else:
-            tab.cols[name] = np.append(col, np.array([v], dtype=col.dtype))
+            tab.cols[name] = np.concatenate([col, v])
+
+
+def _append(tab: Table, values: dict) -> None:
+    _append_rows(tab, {k: [v] for k, v in values.items()})
 
 
 def _set(col: Cat, rows: np.ndarray, label: str) -> None:
@@ -108,10 +143,11 @@ class _View:
                                    P) > 0
 
 
-def _mark(w: World, rule: str, person: int, extract: str, detail: str) -> None:
+def _mark(w: World, rule: str, person: int, extract: str, detail: str, period=None) -> None:
     pid = w.id18[person].decode()
-    if not any(r[0] == rule and r[1] == pid for r in w.truth):
-        w.truth.append((rule, pid, "", DEPT[extract], extract, detail))
+    per = "" if period is None else str(np.datetime64(period, "M"))
+    if not any(r[0] == rule and r[1] == pid and r[2] == per for r in w.truth):
+        w.truth.append((rule, pid, per, DEPT[extract], extract, detail))
     w.used[person] = True
 
 
@@ -126,6 +162,10 @@ def _unmark(w: World, rule: str, persons) -> None:
 def _one_day(w: World, t: dict[str, Table], day: date) -> None:
     rng = np.random.default_rng([w.seed, crc("next-night"), day.toordinal()])
     w.as_of, w.D = day, np.datetime64(day, "D")
+    if np.datetime64(day, "M") != w.M_D:
+        w.M_D = np.datetime64(day, "M")
+        w.LFM = w.M_D - np.timedelta64(1, "M")
+        _new_month(w, t)
     _fixes(w, t, day, rng)
     _events(w, t, day, rng)
     _birthdays(w, t, day)
@@ -167,15 +207,79 @@ def _fixes(w: World, t: dict[str, Table], day: date, rng) -> None:
         _unmark(w, rule, [q])
 
 
+def _covers(start: np.ndarray, end: np.ndarray, month: np.datetime64) -> np.ndarray:
+    return (start.astype("datetime64[M]") <= month) & (np.isnat(end) | (month <= end.astype("datetime64[M]")))
+
+
+def _new_month(w: World, t: dict[str, Table]) -> None:
+    """The month just ended (w.LFM) is paid, as the month before it was (see the module's doc)."""
+    view = _View(w, t)
+    prev, m = w.LFM - np.timedelta64(1, "M"), w.LFM
+    P = len(w.birth)
+    finding_months = {(r[0], r[1]) for r in w.truth if r[2] == str(prev)}
+
+    # pensions: one payment to each person drawing who was paid last month, at last month's amount
+    pen = t["pension_payments"]
+    ids, rows = np.unique(pen.cols["id_number"][pen.cols["month"] == prev], return_index=True)
+    rows = np.flatnonzero(pen.cols["month"] == prev)[rows]
+    go = view.drawing[ids]
+    ids, rows = ids[go], rows[go]
+    _append_rows(pen, dict(serial_no=int(pen.cols["serial_no"].max()) + 1 + np.arange(len(ids)),
+                           person_no=pen.cols["person_no"][rows], id_number=ids, name=ids, month=m,
+                           amount=pen.cols["amount"][rows]))
+    after_death = view.dead[ids] & (w.death[ids].astype("datetime64[M]") < m)
+    for q, amount in zip(ids[after_death].tolist(), pen.cols["amount"][rows[after_death]].tolist(), strict=True):
+        _mark(w, "SS06", q, "pension_payments", f"死亡后发放养老金{amount / 100:.2f}元", period=m)
+
+    # monthly finance payments: to whoever the job or case still covers; a payment that was already a
+    # finding (no job, case ended) goes on
+    pay = t["payments"]
+    jobs, cases = t["jobs"], t["assistance"]
+    pw_job = np.isin(np.asarray(jobs.cols["job_type"].labels)[jobs.cols["job_type"].codes],
+                     JOB_TYPES[[JOB_FP, JOB_LS]])
+    job_covers = np.zeros(P, dtype=bool)
+    job_covers[jobs.cols["id_number"][pw_job & _covers(jobs.cols["start_date"], jobs.cols["end_date"], m)
+                                      & (jobs.cols["id_number"] >= 0)]] = True
+    for item, cat, day, rule, why in ((IT_PW, None, 25, "EM02", "岗位终止后仍发放公益性岗位补贴"),
+                                      (IT_DIBAO, CAT_DIBAO, 10, "EM05", "低保终止后仍发放低保金"),
+                                      (IT_TEKUN, CAT_TEKUN, 10, "EM05", "无特困供养记录却发放特困供养金")):
+        if cat is None:
+            covered = job_covers
+        else:
+            is_cat = _label_is(cases.cols["category"], CASE_CATS[cat])
+            covered = np.zeros(P, dtype=bool)
+            covered[cases.cols["id_number"][is_cat & _covers(cases.cols["start_date"], cases.cols["end_date"], m)
+                                            & (cases.cols["id_number"] >= 0)]] = True
+        sel = np.flatnonzero(_label_is(pay.cols["item"], ledger.ITEMS[item]) & (pay.cols["period"] == prev)
+                             & (pay.cols["id_number"] >= 0))
+        ids, first = np.unique(pay.cols["id_number"][sel], return_index=True)
+        rows = sel[first]
+        was_finding = np.array([(rule, w.id18[q].decode()) in finding_months for q in ids.tolist()], dtype=bool)
+        go = ~view.dead[ids] & (covered[ids] | was_finding)
+        _add_payments(w, pay, ids[go], item, m, pay.cols["amount"][rows[go]],
+                      m.astype("datetime64[D]") + np.timedelta64(day - 1, "D"))
+        for q in ids[go & ~covered[ids]].tolist():
+            _mark(w, rule, q, "payments", why, period=m)
+
+
 def _add_daijiao(w: World, pay: Table, q: int, day: date, cents: int) -> None:
-    month = np.datetime64(day, "M")
-    key = (q * 7919 + 13) % 40000  # the bank account label of tables._bank
-    bank = f"{['6217', '6228', '6230', '6215'][key // 10000]}****{key % 10000:04d}"
-    _append(pay, dict(
-        serial_no=int(pay.cols["serial_no"].max()) + 1,
-        batch_no=f"{ledger.ITEM_CODES[ledger.IT_DAIJIAO]}{str(month).replace('-', '')}",
-        id_number=q, name=q, item=ledger.ITEMS[ledger.IT_DAIJIAO], period=month, amount=cents,
-        paid_date=np.datetime64(day, "D"), bank_account=bank, town=w.vill[w.village[q]].town))
+    _add_payment(w, pay, q, ledger.IT_DAIJIAO, np.datetime64(day, "M"), cents, np.datetime64(day, "D"))
+
+
+def _add_payment(w: World, pay: Table, q: int, item: int, month, cents: int, paid) -> None:
+    _add_payments(w, pay, np.array([q]), item, month, np.array([cents]), paid)
+
+
+def _add_payments(w: World, pay: Table, persons: np.ndarray, item: int, month, cents: np.ndarray, paid) -> None:
+    key = (persons * 7919 + 13) % 40000  # the bank account label of tables._bank
+    banks = np.array(["6217", "6228", "6230", "6215"], dtype=object)
+    bank = [f"{banks[k // 10000]}****{k % 10000:04d}" for k in key.tolist()]
+    towns = np.array([v.town for v in w.vill], dtype=object)
+    _append_rows(pay, dict(
+        serial_no=int(pay.cols["serial_no"].max()) + 1 + np.arange(len(persons)),
+        batch_no=f"{ledger.ITEM_CODES[item]}{str(month).replace('-', '')}",
+        id_number=persons, name=persons, item=ledger.ITEMS[item], period=month, amount=cents,
+        paid_date=paid, bank_account=bank, town=towns[w.village[persons]]))
 
 
 def _clean(w: World, view: _View) -> np.ndarray:
