@@ -29,8 +29,8 @@ def cmd_generate(args) -> int:
     started = time.perf_counter()
     try:
         summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date,
-                           districts=tuple(args.districts.split(",")))
-    except ValueError as exc:  # the generator's own checks of its arguments (persons, districts)
+                           districts=tuple(args.districts.split(",")), since=args.since)
+    except ValueError as exc:  # the generator's own checks of its arguments (persons, districts, dates)
         raise RunFailed(f"参数错误 / bad arguments: {exc}") from None
     print(summary.describe())
     print(f"generated {args.persons} persons in {time.perf_counter() - started:.1f} s → {args.out}")
@@ -149,7 +149,7 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
     CeleryExecutor with ``broker_url`` (Redis) and task results in the metadata database."""
     import os
 
-    from crosscheck.settings import ROOT
+    from crosscheck.settings import ROOT, USERS_TIMEZONE
 
     bin_dir = str(Path(sys.executable).parent)
     return {
@@ -159,7 +159,10 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if broker_url else "LocalExecutor",
-        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
+        # Airflow 3 has no server-side UI zone (webserver.default_ui_timezone was removed): its UI shows the
+        # browser's zone, the schedules and naive dates are in default_timezone, the processes' own times in TZ.
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": USERS_TIMEZONE,
+        "TZ": USERS_TIMEZONE,
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
@@ -344,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--districts", default="500151",
                    help="region codes whose towns people live in, comma-separated (include/reference/districts.csv;"
                         " 500199 is a synthetic second district)")
+    p.add_argument("--since", type=_date, default=None,
+                   help="the district's first night: write the night of --date of the same people (same --persons,"
+                        " --seed, --districts), with the changes of the days between; only --date's files and"
+                        " truth_<date>.csv are written (--date after --since, in the same year)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="run the whole night in-process")
@@ -393,31 +400,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _log_to_file(verbose: bool) -> Path | None:
-    """Logs go to var/logs/crosscheck.log (rotated), so that a failure is one line on the terminal and
-    its details are in the file; -v also shows every record on stderr. Returns the file (None: stderr)."""
-    import threading
-    from logging.handlers import RotatingFileHandler
-
-    from crosscheck.settings import get_settings
-
-    handlers: list[logging.Handler] = [logging.StreamHandler()] if verbose else []
-    path = get_settings().var_dir / "logs" / "crosscheck.log"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(RotatingFileHandler(path, maxBytes=20 * 1024 * 1024, backupCount=5, encoding="utf-8"))
-    except OSError:
-        path = None
-        if not verbose:
-            handlers.append(logging.StreamHandler())
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
-    logging.captureWarnings(True)  # library warnings too: not onto the terminal
-    threading.excepthook = lambda a: log.error("thread %s failed", a.thread.name if a.thread else "?",
-                                               exc_info=(a.exc_type, a.exc_value, a.exc_traceback))
-    return path
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -435,13 +417,14 @@ def _release_embedded() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from crosscheck.logs import configure as configure_logging
     from crosscheck.masking import for_people, install_log_redaction
     from crosscheck.pipeline import RunFailed, connection_lost
     from crosscheck.publishing import PublishError
     from crosscheck.warehouse import WarehouseMissing
 
     args = build_parser().parse_args(argv)
-    log_file = _log_to_file(args.verbose)
+    log_file = configure_logging(args.verbose)
     install_log_redaction()  # logs go to operators: no ID number or birth date in them (masking.py)
     try:
         return args.func(args)

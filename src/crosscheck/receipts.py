@@ -7,13 +7,14 @@ recorded, so a receipt can be rewritten at any time from ``ingest.files`` and ``
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
 import jinja2
 
 from crosscheck.contracts import contracts
-from crosscheck.settings import INCLUDE_DIR
+from crosscheck.settings import INCLUDE_DIR, USERS_ZONE
 from crosscheck.warehouse import Warehouse
 
 DEPARTMENT_ZH = {"civil": "区民政局", "poverty": "区扶贫办（乡村振兴局）", "finance": "区财政局",
@@ -70,23 +71,29 @@ def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
         "as_of": as_of.isoformat() if as_of else None, "file_name": file_name, "sha256": sha,
         "format": fmt, "encoding": encoding, "encoding_zh": ENCODING_ZH.get(encoding, encoding),
         "missing_columns": details.get("missing_columns", []), "closest_headers": details.get("closest_headers", {}),
-        "received_at": f"{received_at:%Y-%m-%d %H:%M:%S}",
+        "received_at": shown_time(received_at),
         "status": status, "status_zh": STATUS_ZH.get(status, status), "reason": reason,
         "rows_received": received, "rows_loaded": loaded, "rows_quarantined": quarantined,
         "header_mapping": [[found, contract.column(c).header if contract else c] for found, c in (mapping or [])],
         "warnings": [str(w) for w in warnings_list],
-        "supersedes": [{"file_id": r[0], "file_name": r[1], "received_at": f"{r[2]:%Y-%m-%d %H:%M:%S}"}
+        "supersedes": [{"file_id": r[0], "file_name": r[1], "received_at": shown_time(r[2])}
                        for r in replaced],
         "superseded_by": None if replaced_by is None else {
             "file_id": replaced_by[0], "file_name": replaced_by[1],
-            "received_at": f"{replaced_by[2]:%Y-%m-%d %H:%M:%S}"},
+            "received_at": shown_time(replaced_by[2])},
         # a held file: its figures against the extract's recent history (crosscheck.ingest.hold_decision)
-        "hold": hold, "released_at": None if released_at is None else f"{released_at:%Y-%m-%d %H:%M:%S}",
+        "hold": hold, "released_at": None if released_at is None else shown_time(released_at),
         "rejected_count": len(rejected),
         "rejected_rows": [
             {"row_number": r[0], "column": header_of.get(r[1], r[1]) if r[1] else None, "value": r[2],
              "rule": r[3], "reason": r[4]} for r in rejected],
     }
+
+
+def shown_time(moment: datetime) -> str:
+    """A time as the clerk's clock says it, with its zone: received at 17:03 UTC reads 01:03 of the next day
+    (the database session's own zone, whatever the server is set to, plays no part)."""
+    return f"{moment.astimezone(USERS_ZONE):%Y-%m-%d %H:%M:%S} 北京时间（UTC+8）"
 
 
 def _details_zh(details: dict) -> list[str]:

@@ -20,7 +20,7 @@ import jinja2
 from crosscheck.compare import RULES, SEVERITIES, SEVERITY_ZH, STATUS_ZH, WORKLIST_SHEETS, district_scope
 from crosscheck.masking import row_for_people
 from crosscheck.reference import District, deployment_districts
-from crosscheck.settings import INCLUDE_DIR, Settings
+from crosscheck.settings import INCLUDE_DIR, USERS_TIMEZONE, Settings
 from crosscheck.warehouse import Warehouse
 
 HEADLINE = ["参保率", "代缴率", "待遇应享尽享率", "贫困人员就业人数", "公益性岗位安置", "死亡冒领金额"]
@@ -56,8 +56,8 @@ def gather(warehouse: Warehouse, as_of: date) -> dict:
                    rows_received, rows_loaded, rows_quarantined, received_at
             FROM mart.files_received
             WHERE status <> 'abandoned' AND ((as_of <= %s AND as_of > coalesce(%s, '-infinity'::date))
-                  OR (as_of IS NULL AND received_at::date <= %s))
-            ORDER BY department, file_name, file_id""", (as_of, previous, as_of))
+                  OR (as_of IS NULL AND (received_at AT TIME ZONE %s)::date <= %s))
+            ORDER BY department, file_name, file_id""", (as_of, previous, USERS_TIMEZONE, as_of))
     return {"findings": findings, "indicators": indicators, "freshness": freshness, "files": files}
 
 

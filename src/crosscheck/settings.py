@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -31,6 +32,10 @@ SQL_DIR = ROOT / "sql"
 INCLUDE_DIR = ROOT / "include"
 EXPECTATIONS_DIR = ROOT / "expectations"
 DEPARTMENTS = ("civil", "poverty", "finance", "hrss")
+# The users' time zone (the district is in Chongqing): the DAGs' schedules, the log lines and every time a
+# receipt prints are in it.
+USERS_TIMEZONE = "Asia/Shanghai"
+USERS_ZONE = ZoneInfo(USERS_TIMEZONE)
 
 
 def _env_path(name: str, default: Path) -> Path:

@@ -26,11 +26,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from crosscheck.masking import install_log_redaction
+from crosscheck.settings import USERS_TIMEZONE as TZ  # the DAGs import TZ from here
 
 log = logging.getLogger(__name__)
 install_log_redaction()  # task logs are read by operators: no ID number or birth date in them (masking.py)
 
-TZ = "Asia/Shanghai"
 ASSET_SCHEME = "crosscheck"
 TERMINAL = ("loaded", "duplicate", "rejected", "superseded", "held")
 
