@@ -60,8 +60,17 @@ def build_ingest_dag(department: str, extracts: list[str]):
         tags=["crosscheck", "ingest", department],
     )
     def ingest():
+        # Extracts the department offers in its database or on its exchange server (include/sources.yaml)
+        # are fetched into its drop folder first; a no-op for a department that drops its files.
+        @task(task_id="pull")
+        def pull() -> list:
+            from crosscheck.tasks import pull_sources
+
+            return pull_sources(department, get_current_context()["dag_run"].run_after)
+
+        # all_done: what was dropped (or pulled) is taken even when another extract's pull failed.
         @task.sensor(task_id="wait_for_files", mode="reschedule", poke_interval=POKE_SECONDS,
-                     timeout=WAIT_SECONDS, soft_fail=True, exponential_backoff=False)
+                     timeout=WAIT_SECONDS, soft_fail=True, exponential_backoff=False, trigger_rule="all_done")
         def wait_for_files() -> PokeReturnValue:
             from crosscheck.tasks import pending_drops
 
@@ -106,7 +115,9 @@ def build_ingest_dag(department: str, extracts: list[str]):
         def all_files_done(outcomes) -> int:
             return len(outcomes)
 
-        loaded = load.expand(outcome=validate.expand(outcome=stage.expand(name=wait_for_files())))
+        waited = wait_for_files()
+        pull() >> waited
+        loaded = load.expand(outcome=validate.expand(outcome=stage.expand(name=waited)))
         publish_assets(loaded)
         all_files_done(loaded)
 

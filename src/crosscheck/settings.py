@@ -57,6 +57,9 @@ class Settings:
     districts: tuple[str, ...] = ("500151",)
     night_partitions: str = "district"
     night_connections: int = 2
+    # Where each extract comes from (crosscheck.pull): a per-deployment file, not the contracts, because
+    # connection ids and remote paths differ between deployments while the contract is the same.
+    sources_file: Path | None = None  # None: include/sources.yaml (every extract is a drop)
     extra: dict = field(default_factory=dict)
 
 
@@ -91,5 +94,6 @@ def get_settings() -> Settings:
         reports_dir=_env_path("CROSSCHECK_REPORTS", var_dir / "reports"),
         feedback_dir=_env_path("CROSSCHECK_FEEDBACK", var_dir / "feedback"),
         warehouse_url=os.environ.get("CROSSCHECK_WAREHOUSE_URL") or None,
+        sources_file=_env_path("CROSSCHECK_SOURCES", INCLUDE_DIR / "sources.yaml"),
         **_tunables(),
     )
