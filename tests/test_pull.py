@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers import defaults, header_of
+from test_dags import airflow_home, crosscheck_env, dagbag  # noqa: F401 (fixtures)
 
 from crosscheck.pipeline import ingest_department
 from crosscheck.pull import PullFailed, SourceError, load_sources, pull_department
@@ -425,3 +426,42 @@ def test_sftp_file_still_growing_is_not_taken(env, sshd, monkeypatch, tmp_path):
         writer.join()
     assert _landing_files(settings, "finance") == []
     assert [p[1] for p in _pulls(env)] == ["failed"]
+
+
+# --------------------------------------------------------------------------------------------
+# Airflow: the ingest DAG pulls before it waits (dag.test, real Airflow, real servers)
+# --------------------------------------------------------------------------------------------
+
+
+def test_ingest_dag_pulls_then_loads_and_a_failed_pull_keeps_the_drops(
+        dagbag, crosscheck_env, fresh_warehouse, mariadb, monkeypatch, tmp_path):  # noqa: F811 (fixtures)
+    from test_dags import night_date, run_dag, task_states, write_minimal_district
+
+    as_of = night_date()  # the DAG pulls yesterday (Asia/Shanghai) of its run
+    table, rows = _residents_table(mariadb, as_of)
+    _mysql_conn(monkeypatch, "civil_db", mariadb)
+    _sources(tmp_path, monkeypatch, {"residents": {"source": "sql", "conn_id": "civil_db", "view": table,
+                                                   "date_column": "data_date", "order_by": ["id_number"]}})
+    get_settings.cache_clear()
+    run, _ = run_dag(dagbag, "crosscheck_ingest_civil")
+    assert str(run.state) == "success", task_states(run)
+    with fresh_warehouse.connect() as conn:
+        assert conn.execute("SELECT status, rows_loaded FROM ingest.files WHERE extract = 'residents'"
+                            ).fetchall() == [("loaded", len(rows))]
+
+    # The database refuses the login: the pull task fails (Airflow retries it) while the department's
+    # dropped files are still taken.
+    landing = crosscheck_env.landing_dir  # a deaths file the department drops by hand the same night
+    write_minimal_district(tmp_path / "other", as_of, rows=5)
+    deaths = f"deaths_{as_of:%Y%m%d}.csv"
+    (landing / "civil" / deaths).write_bytes((tmp_path / "other" / "civil" / deaths).read_bytes())
+    with fresh_warehouse.connect() as conn:  # forget the pull so the DAG tries again
+        conn.execute("DELETE FROM ingest.pulls")
+    _mysql_conn(monkeypatch, "civil_db", mariadb, password="refused-" + secrets.token_hex(4))
+    run, _ = run_dag(dagbag, "crosscheck_ingest_civil")
+    states = task_states(run)
+    assert states[("pull", -1)] == "failed", states
+    with fresh_warehouse.connect() as conn:
+        assert conn.execute("SELECT status FROM ingest.files WHERE file_name = %s", (deaths,)).fetchall() == [
+            ("loaded",)]
+        assert conn.execute("SELECT status FROM ingest.pulls").fetchall() == [("failed",)]
