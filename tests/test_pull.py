@@ -213,6 +213,9 @@ def test_sql_query_with_nothing_for_the_date_is_recorded_not_a_crash(env, mariad
                               ).fetchall()
     assert [s[:5] for s in status] == [("civil", "residents", empty, "empty", "query residents_export")]
     assert "本日期尚无数据" in status[0][5]
+    from crosscheck.report import gather  # the report reads it through the reporting role (mart only)
+
+    assert [(p["extract"], p["status"]) for p in gather(env, empty)["pulls"]] == [("residents", "empty")]
 
 
 def test_sql_wrong_password_fails_for_a_retry_without_showing_it(env, mariadb, monkeypatch, tmp_path, caplog):

@@ -51,8 +51,19 @@ def cmd_demo(args) -> int:
     as_of = args.date
     print(f"1/2 generating a district of {args.persons} persons in {demo_dir} …")
     generate(demo_dir, persons=args.persons, seed=args.seed, as_of=as_of)
+    if args.pull:  # one department's extract comes from its database instead of its drop folder
+        import dataclasses
+
+        from crosscheck.pull import prepare_demo_pull, pull_department
+        from crosscheck.warehouse import open_warehouse
+
+        settings = dataclasses.replace(settings, landing_dir=demo_dir / "landing")
+        settings, where = prepare_demo_pull(demo_dir, as_of, settings)
+        print(f"   pull: {where}")
+        for outcome in pull_department("civil", as_of, settings, open_warehouse(args.warehouse)):
+            print(f"   {outcome.summary()}")
     print("2/2 running the night (pick-up, validation, load, comparison, reports) …")
-    result = run_night(landing=demo_dir / "landing", as_of=as_of, warehouse_url=args.warehouse)
+    result = run_night(landing=demo_dir / "landing", as_of=as_of, warehouse_url=args.warehouse, settings=settings)
     print(result.describe())
     return 0
 
@@ -309,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--date", type=_date, default=date(2026, 11, 28))
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.add_argument("--pull", action="store_true", help="civil's residents pulled from a database (MariaDB at "
+                   "127.0.0.1:3306 if it answers, else a SQLite file) instead of dropped")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("pull", help="fetch a department's extracts from its database or SFTP exchange server "

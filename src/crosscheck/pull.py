@@ -16,6 +16,7 @@ with nothing for the date is recorded as ``empty`` rather than failing; a failed
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -409,3 +410,78 @@ def pulled_from(conn, department: str, file_name: str, sha256: str | None) -> di
     if row is None:
         return None
     return {"source": row[0], "conn_id": row[1], "remote": row[2], "pulled_at": f"{row[3]:%Y-%m-%d %H:%M:%S}"}
+
+
+# --------------------------------------------------------------------------------------------
+# The demo: one department pulled from a database (crosscheck demo --pull)
+# --------------------------------------------------------------------------------------------
+
+DEMO_EXTRACT = "residents"
+DEMO_CONN_ID = "demo_civil_db"
+
+
+def prepare_demo_pull(demo_dir: Path, as_of: date, settings: Settings) -> tuple[Settings, str]:
+    """Make civil's generated residents file the content of a department database and configure the
+    extract as pulled from it: the machine's MariaDB (127.0.0.1:3306, root without password) when it
+    answers, else a SQLite file under the demo folder. The file is moved out of landing (to
+    ``demo_dir/source/``), so the night has residents only through the pull. Returns the settings with
+    the demo's sources file and a line saying which database it is."""
+    import dataclasses
+
+    import pyarrow as pa
+    from sqlalchemy import create_engine
+
+    from crosscheck.read import open_extract
+
+    contract = contracts()[DEMO_EXTRACT]
+    generated = sorted((settings.landing_dir / contract.department).glob(f"{DEMO_EXTRACT}_{as_of:%Y%m%d}.*"))
+    generated = [p for p in generated if not p.name.endswith(DONE_SUFFIX)]
+    if not generated:
+        raise SourceError(f"the demo has no {DEMO_EXTRACT} file for {as_of} to put into a database")
+    source_dir = demo_dir / "source"
+    source_dir.mkdir(parents=True, exist_ok=True)
+    kept = source_dir / generated[0].name
+    os.replace(generated[0], kept)
+    generated[0].with_name(generated[0].name + DONE_SUFFIX).unlink(missing_ok=True)
+
+    connection, where = _demo_database(demo_dir)
+    os.environ[f"AIRFLOW_CONN_{DEMO_CONN_ID.upper()}"] = json.dumps(connection)  # this process only
+    engine = create_engine(sqlalchemy_url(_connection(DEMO_CONN_ID)))
+    extract = open_extract(kept, contract)
+    rows = 0
+    try:
+        with engine.begin() as conn:
+            first = True
+            for batch in extract.batches(20_000):
+                frame = pa.table({c.header: batch.column(c.name) for c in contract.columns}).to_pandas()
+                frame.insert(0, "data_date", as_of)
+                frame.to_sql("residents_export", conn, if_exists="replace" if first else "append", index=False)
+                first, rows = False, rows + len(frame)
+    finally:
+        engine.dispose()
+    sources_file = demo_dir / "sources.yaml"
+    sources_file.write_text(yaml.safe_dump({DEMO_EXTRACT: {
+        "source": "sql", "conn_id": DEMO_CONN_ID, "view": "residents_export", "date_column": "data_date",
+        "order_by": [contract.column("id_number").header]}},
+        allow_unicode=True), encoding="utf-8")
+    return dataclasses.replace(settings, sources_file=sources_file), (
+        f"{DEMO_EXTRACT} ({rows} rows of {kept.name}, {len(extract.invalid_rows)} malformed lines left out) "
+        f"is pulled from {where} through the Airflow connection {DEMO_CONN_ID}")
+
+
+def _demo_database(demo_dir: Path) -> tuple[dict, str]:
+    import pymysql
+
+    try:
+        admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=2,
+                                autocommit=True)
+    except pymysql.err.OperationalError:
+        path = demo_dir / "civil_db.sqlite"
+        path.unlink(missing_ok=True)
+        return {"conn_type": "sqlite", "host": str(path)}, f"the SQLite file {path} (no MariaDB at 127.0.0.1:3306)"
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS crosscheck_demo")
+        cur.execute("CREATE DATABASE crosscheck_demo CHARACTER SET utf8mb4")
+    admin.close()
+    return ({"conn_type": "mysql", "host": "127.0.0.1", "port": 3306, "login": "root", "schema": "crosscheck_demo"},
+            "MariaDB at 127.0.0.1:3306, database crosscheck_demo")
