@@ -60,12 +60,12 @@ def mariadb():
         _unavailable("MariaDB at 127.0.0.1:3306")
     suffix = secrets.token_hex(4)
     db, user, password = f"crosscheck_pull_{suffix}", f"ccpull_{suffix}", secrets.token_urlsafe(12)
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
-        for host in ("localhost", "127.0.0.1", "%"):
-            cur.execute(f"CREATE USER '{user}'@'{host.replace('%', '%%')}' IDENTIFIED BY %s", (password,))
-            cur.execute(f"GRANT SELECT ON `{db}`.* TO '{user}'@'{host}'")
     try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
+            for host in ("localhost", "127.0.0.1", "%"):
+                cur.execute(f"CREATE USER '{user}'@'{host.replace('%', '%%')}' IDENTIFIED BY %s", (password,))
+                cur.execute(f"GRANT SELECT ON `{db}`.* TO '{user}'@'{host}'")
         yield {"db": db, "user": user, "password": password, "admin": admin}
     finally:
         with admin.cursor() as cur:
