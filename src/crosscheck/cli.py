@@ -58,9 +58,42 @@ def cmd_demo(args) -> int:
     as_of = args.date
     print(f"1/2 generating a district of {args.persons} persons in {demo_dir} …")
     generate(demo_dir, persons=args.persons, seed=args.seed, as_of=as_of)
+    if args.pull:  # one department's extract comes from its database instead of its drop folder
+        import dataclasses
+
+        from crosscheck.pull import prepare_demo_pull, pull_department
+        from crosscheck.warehouse import open_warehouse
+
+        settings = dataclasses.replace(settings, landing_dir=demo_dir / "landing")
+        settings, where = prepare_demo_pull(demo_dir, as_of, settings)
+        print(f"   pull: {where}")
+        for outcome in pull_department("civil", as_of, settings, open_warehouse(args.warehouse)):
+            print(f"   {outcome.summary()}")
     print("2/2 running the night (pick-up, validation, load, comparison, reports) …")
-    result = run_night(landing=demo_dir / "landing", as_of=as_of, warehouse_url=args.warehouse)
+    result = run_night(landing=demo_dir / "landing", as_of=as_of, warehouse_url=args.warehouse, settings=settings)
     print(result.describe())
+    return 0
+
+
+def cmd_pull(args) -> int:
+    """Pull a department's database / exchange-server extracts for a date into its drop folder."""
+    from crosscheck.pipeline import RunFailed
+    from crosscheck.pull import department_sources, pull_department
+    from crosscheck.settings import DEPARTMENTS, get_settings
+    from crosscheck.warehouse import open_warehouse, redact
+
+    settings = get_settings()
+    if args.department not in DEPARTMENTS:
+        raise RunFailed(f"未知部门 / unknown department {args.department!r} (one of {', '.join(DEPARTMENTS)})")
+    if not department_sources(args.department, settings):
+        raise RunFailed(f"{args.department} 没有配置拉取来源 / has no sftp or sql source in {settings.sources_file}")
+    try:
+        warehouse = open_warehouse(args.warehouse or settings.warehouse_url)
+    except Exception as exc:
+        raise RunFailed(f"cannot open the warehouse at {redact(args.warehouse) if args.warehouse else 'the embedded PostgreSQL'}: "
+                        f"{str(exc).splitlines()[0]}") from exc
+    for outcome in pull_department(args.department, args.date, settings, warehouse):
+        print(outcome.summary())
     return 0
 
 
@@ -365,7 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--date", type=_date, default=date(2026, 11, 28))
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.add_argument("--pull", action="store_true", help="civil's residents pulled from a database (MariaDB at "
+                   "127.0.0.1:3306 if it answers, else a SQLite file) instead of dropped")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("pull", help="fetch a department's extracts from its database or SFTP exchange server "
+                       "(include/sources.yaml) into its drop folder")
+    p.add_argument("--department", required=True)
+    p.add_argument("--date", type=_date, required=True, help="the as-of date to pull")
+    p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.set_defaults(func=cmd_pull)
 
     p = sub.add_parser("feedback", help="store the 核查结论 of returned work lists (.xlsx)")
     p.add_argument("files", nargs="+")

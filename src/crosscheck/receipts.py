@@ -37,6 +37,8 @@ def _template() -> jinja2.Template:
 
 
 def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
+    from crosscheck.pull import pulled_from  # pull imports the pipeline, which imports this module
+
     with warehouse.connect() as conn:
         f = conn.execute(
             "SELECT department, extract, as_of, file_name, sha256, format, encoding, header_mapping, "
@@ -55,6 +57,7 @@ def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
         rejected = conn.execute(
             "SELECT row_number, column_name, value_raw, rule, reason FROM ingest.quarantine "
             "WHERE file_id = %s ORDER BY row_number, column_name NULLS FIRST", (file_id,)).fetchall()
+        pulled = pulled_from(conn, f[0], f[3], f[4])  # a pulled extract: from which connection and path
     (department, extract, as_of, file_name, sha, fmt, encoding, mapping, received_at, status, reason,
      received, loaded, quarantined, warnings, hold, released_at) = f
     contract = contracts().get(extract) if extract else None
@@ -83,6 +86,7 @@ def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
             "received_at": shown_time(replaced_by[2])},
         # a held file: its figures against the extract's recent history (crosscheck.ingest.hold_decision)
         "hold": hold, "released_at": None if released_at is None else shown_time(released_at),
+        "pulled_from": pulled,
         "rejected_count": len(rejected),
         "rejected_rows": [
             {"row_number": r[0], "column": header_of.get(r[1], r[1]) if r[1] else None, "value": r[2],

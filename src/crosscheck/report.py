@@ -58,7 +58,10 @@ def gather(warehouse: Warehouse, as_of: date) -> dict:
             WHERE status <> 'abandoned' AND ((as_of <= %s AND as_of > coalesce(%s, '-infinity'::date))
                   OR (as_of IS NULL AND (received_at AT TIME ZONE %s)::date <= %s))
             ORDER BY department, file_name, file_id""", (as_of, previous, USERS_TIMEZONE, as_of))
-    return {"findings": findings, "indicators": indicators, "freshness": freshness, "files": files}
+        # extracts pulled from a department's database or SFTP server: tonight's attempt (pulled, empty, failed)
+        pulls = _rows(conn, """SELECT department, extract, source, conn_id, remote, status, rows_pulled, reason
+            FROM mart.pull_status WHERE as_of = %s ORDER BY department, extract""", (as_of,))
+    return {"findings": findings, "indicators": indicators, "freshness": freshness, "files": files, "pulls": pulls}
 
 
 def _svg(fig) -> str:
@@ -177,6 +180,7 @@ def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]
         as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
         status_zh=STATUS_ZH, rules=rules, towns=towns, town_grid=town_grid, top=top, groups=list(WORKLIST_SHEETS.values()),
         headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=files,
+        pulls=data.get("pulls", []),
         indicators=[r for r in data["indicators"] if r["as_of"] == as_of], links=links,
     )
 

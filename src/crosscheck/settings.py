@@ -70,6 +70,9 @@ class Settings:
     hold_min_rows: int = 20
     as_of_max_future_days: int = 1
     as_of_max_age_days: int = 400
+    # Where each extract comes from (crosscheck.pull): a per-deployment file, not the contracts, because
+    # connection ids and remote paths differ between deployments while the contract is the same.
+    sources_file: Path | None = None  # None: include/sources.yaml (every extract is a drop)
     extra: dict = field(default_factory=dict)
 
 
@@ -106,5 +109,6 @@ def get_settings() -> Settings:
         reports_dir=_env_path("CROSSCHECK_REPORTS", var_dir / "reports"),
         feedback_dir=_env_path("CROSSCHECK_FEEDBACK", var_dir / "feedback"),
         warehouse_url=os.environ.get("CROSSCHECK_WAREHOUSE_URL") or None,
+        sources_file=_env_path("CROSSCHECK_SOURCES", INCLUDE_DIR / "sources.yaml"),
         **_tunables(),
     )

@@ -8,7 +8,7 @@ so a DAG file that references this module still parses in milliseconds.
 
 Per department (one ingest DAG each)::
 
-    pending_drops  → stage_one (per file) → validate_one (per file) → load_one (per file) → summarise_department
+    pull_sources → pending_drops  → stage_one (per file) → validate_one (per file) → load_one (per file) → summarise_department
 
 The night (the nightly DAG), its heavy steps mapped over the night's partitions (by district or by
 town, setting ``night_partitions``) so that several workers share a night::
@@ -95,6 +95,23 @@ def pending_drops(department: str, settings=None, warehouse=None) -> list[str]:
              department, len(drops), len(pending), len(waiting),
              (": " + ", ".join(pending)) if pending else "")
     return pending
+
+
+def pull_sources(department: str, run_after=None, settings=None, warehouse=None) -> list[dict]:
+    """Pull the department's extracts whose source is a database or an exchange server (sources.yaml)
+    into its drop folder, for yesterday (Asia/Shanghai) of the run; extracts already pulled for that date
+    are left alone. Nothing for the date is recorded, not an error; a failed pull raises (retried)."""
+    from crosscheck.pull import department_sources, pull_department
+
+    settings = settings or _settings()
+    if not department_sources(department, settings):
+        log.info("%s: every extract is dropped by the department; nothing to pull", department)
+        return []
+    as_of = _local_date(run_after) - timedelta(days=1)
+    warehouse = warehouse or _warehouse(settings)
+    outcomes = pull_department(department, as_of, settings, warehouse, only_new=True)
+    return [{"extract": o.extract, "status": o.status, "file_name": o.file_name, "remote": o.remote,
+             "rows": o.rows, "size": o.size, "reason": o.reason} for o in outcomes]
 
 
 def _outcome_dict(outcome) -> dict:
