@@ -1,7 +1,7 @@
 """Publishing a night's outputs whole or not at all.
 
 The out path (``reports/<date>/`` or ``--out DIR``) is a symlink onto a sibling folder, a *set*,
-named ``.<name>.<UTC time>-<random>``. A night is written into a fresh set, and only when every file
+named ``.<name>~<UTC time>-<random>``. A night is written into a fresh set, and only when every file
 is in place is the link switched with one ``os.replace`` of a new link: a reader (the bureau, the
 Airflow report page) opens the previous night's set or the new one, never a mix, and a run killed
 while writing leaves the previous set as it was. The link is relative, so the reports folder can
@@ -43,14 +43,20 @@ def _absolute(out: Path) -> Path:
     return Path(os.path.abspath(out))  # not resolve(): that would follow the link to the current set
 
 
+def _prefix(out: Path) -> str:
+    # "~", not ".": a date-named out path and the stamp would read as one long number ("2026-11-28.2026…"),
+    # which the masking policy of the logs takes for an ID
+    return f".{out.name}~"
+
+
 def _set_name(out: Path, stamp: str) -> str:
-    return f".{out.name}.{stamp}"
+    return _prefix(out) + stamp
 
 
 def sets(out: Path) -> list[Path]:
     """The sets of an out path, oldest first (their names sort by creation time)."""
     out = _absolute(out)
-    prefix = f".{out.name}."
+    prefix = _prefix(out)
     if not out.parent.is_dir():
         return []
     found = [p for p in out.parent.iterdir()
@@ -61,7 +67,7 @@ def sets(out: Path) -> list[Path]:
 
 def is_set_of(out: Path, folder: Path) -> bool:
     out = _absolute(out)
-    prefix = f".{out.name}."
+    prefix = _prefix(out)
     return (folder.parent == out.parent and folder.name.startswith(prefix)
             and bool(_STAMP.match(folder.name[len(prefix):])))
 
@@ -142,7 +148,7 @@ def switch(out: Path, folder: Path) -> Path | None:
     if not is_set_of(out, folder):
         raise PublishError(f"{folder} is not a publish set of {out}")
     previous = _adopt_legacy(out) or current(out)
-    link = out.parent / f".{out.name}.link-{secrets.token_hex(4)}"
+    link = out.parent / f"{_prefix(out)}link-{secrets.token_hex(4)}"
     os.symlink(folder.name, link)
     try:
         os.replace(link, out)  # rename(2): atomic; readers see the old target or the new one
