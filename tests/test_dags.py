@@ -258,8 +258,9 @@ def test_dag_file_parses_fast_with_nothing_around(dag_file, tmp_path):
     out = subprocess.run([sys.executable, "-c", PARSE_SCRIPT, str(DAGS_DIR / dag_file)], env=env,
                          capture_output=True, text=True, timeout=120, check=True)
     seconds, _, heavy = out.stdout.strip().splitlines()[-1].partition(" ")
+    # What makes parsing slow is importing the heavy libraries (GX alone takes seconds): that is what is
+    # asserted. The time is printed, not asserted: a wall-clock bound fails on a loaded machine.
     print(f"parse {dag_file}: {float(seconds) * 1000:.0f} ms")
-    assert float(seconds) < 1.0
     assert heavy.strip() == ""
 
 
