@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import (
+    HOLD_HISTORY_FILES,
     OLD,
     assert_reconciles,
     csv_bytes,
@@ -98,7 +99,7 @@ def test_excel_damaged_enrollment_is_held_and_night_one_stays_in_use(fresh_wareh
     from crosscheck.compare import run_compare
     from crosscheck.report import gather, render
 
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, hold_history_files=HOLD_HISTORY_FILES)
     later = D + timedelta(days=1)
     for path in district.rglob("*_20261128.*"):
         if path.name.endswith(".done"):
@@ -168,7 +169,7 @@ def test_truncated_extract_is_held_and_release_loads_it(fresh_warehouse, tmp_pat
     from crosscheck import cli
     from crosscheck.settings import get_settings
 
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, hold_history_files=HOLD_HISTORY_FILES)
     d1, d2 = date(2026, 11, 27), date(2026, 11, 28)
     full = rows_of("enrollment", *({} for _ in range(60)))
     enrollment_file(settings, d1, full)
@@ -207,7 +208,7 @@ def test_truncated_extract_is_held_and_release_loads_it(fresh_warehouse, tmp_pat
 @pytest.mark.parametrize("bad", [25, 15])
 def test_first_ever_file_mostly_unusable_is_held_by_the_absolute_rule(fresh_warehouse, tmp_path, bad):
     """No history: 25 of 25 (nothing loadable) or 15 of 25 (60 % > 50 %) rows quarantined → held."""
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, hold_history_files=HOLD_HISTORY_FILES)
     rows = rows_of("enrollment", *({} for _ in range(25)))
     for row in rows[:bad]:
         row["id_number"] = excel_damaged(row["id_number"])
@@ -224,7 +225,7 @@ def test_first_ever_file_mostly_unusable_is_held_by_the_absolute_rule(fresh_ware
 def test_quarantine_share_far_above_the_recent_median_is_held(fresh_warehouse, tmp_path):
     """1 bad row in 40, as usual, loads; then 30 % quarantined — under the absolute ceiling, far above the
     extract's usual share — is held."""
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, hold_history_files=HOLD_HISTORY_FILES)
     for day in (D - timedelta(days=2), D - timedelta(days=1)):
         rows = rows_of("enrollment", *({} for _ in range(40)))
         rows[0]["id_number"] = excel_damaged(rows[0]["id_number"])
@@ -283,7 +284,8 @@ def test_two_formats_for_one_date_newest_counts(warehouse, settings, as_of, case
 
 
 def test_implausible_file_dates_are_refused_with_a_receipt(warehouse, tmp_path):
-    settings = make_settings(tmp_path, as_of_max_future_days=1, as_of_max_age_days=400)
+    settings = make_settings(tmp_path, as_of_max_future_days=1, as_of_max_age_days=400,
+                             hold_history_files=HOLD_HISTORY_FILES)
     today = date.today()
     names = {}
     for label, day in (("far future", date(9999, 12, 31)), ("year one", date(1, 1, 1)),

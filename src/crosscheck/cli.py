@@ -447,9 +447,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _release_embedded() -> None:
-    """After a failure, release the embedded server here, quietly: if it was killed under us, the
-    wheel's exit hook would print a traceback of its own on the terminal (its second call is a no-op)."""
+def _release_embedded(argv: list[str] | None) -> None:
+    """After a failure of the ``crosscheck`` process (``argv`` None: the console script), release the
+    embedded server here, quietly: if it was killed under us, the wheel's exit hook would print a
+    traceback of its own on the terminal (its second call is a no-op). A caller in the same process
+    (``main([...])``: tests, scripts) keeps its server."""
+    if argv is not None:
+        return
     from crosscheck import warehouse as wh
 
     try:
@@ -473,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RunFailed, PublishError, WarehouseMissing) as exc:
         log.error("crosscheck %s: %s", args.command, exc, exc_info=exc.__cause__ is not None)
         print(for_people(f"crosscheck: {exc}"), file=sys.stderr)
-        _release_embedded()
+        _release_embedded(argv)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -482,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         what = "仓库数据库连接中断 / the warehouse connection was lost" if connection_lost(exc) else "失败 / failed"
         where = f" (详情 / details: {log_file})" if log_file else ""
         print(for_people(f"crosscheck {args.command}: {what}: {_first_line(exc)}{where}"), file=sys.stderr)
-        _release_embedded()
+        _release_embedded(argv)
         return 2
 
 
