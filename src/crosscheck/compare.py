@@ -40,7 +40,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import re
 import threading
 import time
 import uuid
@@ -53,6 +52,13 @@ from pathlib import Path
 
 from psycopg import sql
 
+from crosscheck.catalogue import (
+    GROUPS,
+    RULES,
+    SEVERITIES,
+    departments,
+    rule_files,
+)
 from crosscheck.contracts import contracts
 from crosscheck.masking import mask_id, neutralise_formula
 from crosscheck.reference import District, town_districts
@@ -63,7 +69,6 @@ from crosscheck.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 NIGHT_DIR = SQL_DIR / "night"
-RULES_DIR = SQL_DIR / "rules"
 INDICATORS_DIR = SQL_DIR / "indicators"
 RULE_SUITES_DIR = EXPECTATIONS_DIR / "rules"
 
@@ -83,50 +88,14 @@ def _tune(conn, session: bool = False) -> None:
     if session:
         conn.execute("SET max_parallel_workers_per_gather = 0")
 
-SEVERITIES = ("critical", "high", "medium", "low")
-SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低"}
 STATUS_ZH = {"new": "新增", "open": "持续", "resolved": "已消除"}
 STATUSES = ("new", "open", "resolved")
-DEPARTMENT_ZH = {"civil": "民政", "poverty": "扶贫", "finance": "财政", "hrss": "人社"}
-
-
-@dataclass(frozen=True)
-class Rule:
-    code: str
-    severity: str
-    group: str  # identity | pension | employment: the GX suite and the work-list sheet
-    title: str
-
-
-# The one table of rules and severities (rules.md). The SQL is sql/rules/<CODE>[_<CODE>]_<slug>.sql.
-RULES: dict[str, Rule] = {r.code: r for r in (
-    Rule("ID01", "high", "identity", "身份证号无效"),
-    Rule("ID02", "high", "identity", "身份证号被Excel损坏"),
-    Rule("ID03", "high", "identity", "同一身份证号姓名不一致"),
-    Rule("ID04", "medium", "identity", "性别或出生日期与身份证号不符"),
-    Rule("ID05", "medium", "identity", "重复记录或多个贫困户"),
-    Rule("ID06", "medium", "identity", "户主不是本户成员"),
-    Rule("ID07", "low", "identity", "民政人口信息中无此人"),
-    Rule("SS01", "high", "pension", "应参未参"),
-    Rule("SS02", "high", "pension", "应代未代"),
-    Rule("SS03", "medium", "pension", "不在代缴范围"),
-    Rule("SS04", "medium", "pension", "代缴金额不一致"),
-    Rule("SS05", "high", "pension", "应发未发"),
-    Rule("SS06", "critical", "pension", "死亡冒领"),
-    Rule("SS07", "medium", "pension", "死亡未停保"),
-    Rule("SS08", "critical", "pension", "重复领取"),
-    Rule("SS09", "high", "pension", "未到龄领取"),
-    Rule("EM01", "medium", "employment", "公益性岗位人员不符"),
-    Rule("EM02", "high", "employment", "无岗位发放公益性岗位补贴"),
-    Rule("EM03", "critical", "employment", "死亡后仍发放补贴"),
-    Rule("EM04", "medium", "employment", "培训重复补贴"),
-    Rule("EM05", "high", "employment", "无救助记录发放低保金/特困供养金"),
-)}
+DEPARTMENT_ZH = {code: dept.short for code, dept in departments().items()}
 
 # Work lists (worklists/<town>.xlsx): one sheet per rule group, one row per finding, the header in
 # row 1. ``finding_id`` may be hidden; case workers fill 核查结论 (属实/不属实/已整改) and 备注.
 # apply_feedback reads any sheet that has the finding_id and 核查结论 headers.
-WORKLIST_SHEETS = {"identity": "基础信息", "pension": "社保扶贫", "employment": "就业扶贫"}
+WORKLIST_SHEETS = GROUPS
 WORKLIST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("finding_id", "finding_id"),
     ("rule_code", "规则"),
@@ -187,25 +156,12 @@ class CompareResult:
 # ------------------------------------------------------------------------------------------ files
 
 
-def rule_files() -> list[Path]:
-    return sorted(RULES_DIR.glob("*.sql"))
-
-
-def rule_codes(path: Path) -> list[str]:
-    """The rule codes a rule file produces, from its name (ID01_ID02_unusable_id.sql → ID01, ID02)."""
-    return [part for part in path.stem.split("_") if re.fullmatch(r"[A-Z]{2}\d{2}", part)]
-
-
 def rule_sql(path: Path) -> str:
     return path.read_text(encoding="utf-8").strip().rstrip(";")
 
 
 def _rule_file_of() -> dict[str, Path]:
-    found = {code: path for path in rule_files() for code in rule_codes(path)}
-    missing = set(RULES) - set(found)
-    if missing:
-        raise RuntimeError(f"no SQL file for rules {sorted(missing)} in {RULES_DIR}")
-    return found
+    return {code: rule.sql_file for code, rule in RULES.items()}
 
 
 # ------------------------------------------------------------------------------------------ night
@@ -242,6 +198,9 @@ def setup_night(conn, as_of: date, settings: Settings) -> list[dict]:
         cur.executemany("INSERT INTO night.town_districts (town, town_code, district_code, district) "
                         "VALUES (%(town)s, %(town_code)s, %(district_code)s, %(district)s)",
                         town_districts(settings.districts))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO night.departments (code, short, full_name, position) VALUES (%s, %s, %s, %s)",
+                        [(d.code, d.short, d.full, i) for i, d in enumerate(departments().values())])
     # Every snapshot in core came from a loaded file, whose partition was analyzed when it was filled
     # (crosscheck.ingest._copy_to_staging): the night's views prune to that one partition.
     freshness = []

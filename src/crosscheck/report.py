@@ -17,7 +17,8 @@ from pathlib import Path
 
 import jinja2
 
-from crosscheck.compare import RULES, SEVERITIES, SEVERITY_ZH, STATUS_ZH, WORKLIST_SHEETS, district_scope
+from crosscheck.catalogue import RULES, SEVERITIES, SEVERITY_ZH
+from crosscheck.compare import STATUS_ZH, WORKLIST_SHEETS, district_scope
 from crosscheck.masking import mask_id, mask_ids_in_text
 from crosscheck.reference import District, deployment_districts
 from crosscheck.settings import INCLUDE_DIR, Settings

@@ -30,7 +30,6 @@ ROOT = project_root()
 SQL_DIR = ROOT / "sql"
 INCLUDE_DIR = ROOT / "include"
 EXPECTATIONS_DIR = ROOT / "expectations"
-DEPARTMENTS = ("civil", "poverty", "finance", "hrss")
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -93,3 +92,13 @@ def get_settings() -> Settings:
         warehouse_url=os.environ.get("CROSSCHECK_WAREHOUSE_URL") or None,
         **_tunables(),
     )
+
+
+def __getattr__(name: str):
+    # DEPARTMENTS (the department codes, in order) is include/departments.yaml's, through the
+    # catalogue; resolved on first use, as the catalogue itself imports this module.
+    if name == "DEPARTMENTS":
+        from crosscheck.catalogue import DEPARTMENTS
+
+        return DEPARTMENTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

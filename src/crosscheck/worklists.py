@@ -19,9 +19,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from psycopg import sql
 
+from crosscheck.catalogue import RULES, SEVERITY_ZH
 from crosscheck.compare import (
-    RULES,
-    SEVERITY_ZH,
     STATUS_ZH,
     VERDICTS,
     WHOLE_NIGHT,
@@ -33,30 +32,8 @@ from crosscheck.masking import mask_id, mask_ids_in_text, neutralise_formula
 from crosscheck.settings import Settings
 from crosscheck.warehouse import Warehouse
 
-# What each rule asks the case worker to check (rules.md, in plain words).
-EXPLANATIONS = {
-    "ID01": "身份证号无法使用（位数、字符、出生日期或校验位错误），请核实正确号码并通知报送部门更正。",
-    "ID02": "身份证号被Excel转换为数值而损坏，请报送部门将该列设为文本后重新导出。",
-    "ID03": "同一身份证号在两个部门登记的姓名不同，请核实以哪个为准。",
-    "ID04": "性别或出生日期与身份证号不一致，请核实并更正登记信息。",
-    "ID05": "同一人重复登记，或同时属于多个贫困户，请核实后保留一条。",
-    "ID06": "贫困户户主不是本户成员，请核实户主信息。",
-    "ID07": "其他部门有此人记录，但民政人口信息中没有，请核实户籍。",
-    "SS01": "贫困人口年满16周岁、非在校生、健在，但未参加城乡居民养老保险（应参未参）。",
-    "SS02": "代缴对象已参保，但本年未代缴保费（应代未代）。",
-    "SS03": "不属于代缴对象却有代缴记录（不在代缴范围）。",
-    "SS04": "人社登记的本年代缴金额与财政代缴发放合计不一致。",
-    "SS05": "贫困人口年满60周岁、已参保，但未正常领取养老金（应发未发）。",
-    "SS06": "人员死亡后仍发放养老金（死亡冒领），请追回多发金额。",
-    "SS07": "人员已死亡，但仍为正常参保或正常领取状态（死亡未停保）。",
-    "SS08": "同一人同一月份养老金发放两次及以上（重复领取），请追回多发金额。",
-    "SS09": "未满60周岁即领取养老金（未到龄领取）。",
-    "EM01": "扶贫公益性岗位人员既不是贫困人口，也不是低保/特困对象。",
-    "EM02": "发放公益性岗位补贴的月份没有对应的公益性岗位记录。",
-    "EM03": "人员死亡后仍有财政补贴发放，请追回。",
-    "EM04": "同一人同一培训工种重复享受培训补贴。",
-    "EM05": "发放低保金/特困供养金的月份没有对应的救助记录。",
-}
+# What each rule asks the case worker to check: the front matter of the rule's SQL file.
+EXPLANATIONS = {code: rule.explanation for code, rule in RULES.items()}
 HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 WIDTHS = {"finding_id": 9, "rule_code": 7, "rule_title": 18, "severity": 8, "id_number": 21, "name": 12,
           "town": 10, "village": 12, "departments": 12, "period": 9, "detail": 50, "amount": 11, "status": 7,
