@@ -520,6 +520,37 @@ def test_rule_checks_recorded(night):
     assert rows == result.counts
 
 
+IDENTITY = ("ID03", "ID04", "ID05", "ID06", "ID07")
+
+
+def test_gx_cross_verifies_identity_rules(night, tmp_path):
+    """GX checks ID03-ID07 on the person view night.identity, not on the findings: its count of failing
+    persons equals each rule's findings, and stays when the findings are lost."""
+    from helpers import make_settings
+
+    from crosscheck.compare import run_rule_suites
+
+    w, result = night
+    settings = make_settings(tmp_path)
+    checks = run_rule_suites(w, D, settings)
+    for code in IDENTITY:
+        assert checks[code] == {"success": False, "count": result.counts[code]}, code
+        assert result.counts[code] > 0, code
+    with w.transaction() as conn:
+        conn.execute("CREATE TABLE night.kept AS SELECT * FROM night.findings WHERE rule_code = ANY(%s)",
+                     (list(IDENTITY),))
+        conn.execute("DELETE FROM night.findings WHERE rule_code = ANY(%s)", (list(IDENTITY),))
+    try:
+        again = run_rule_suites(w, D, settings)
+    finally:
+        with w.transaction() as conn:
+            conn.execute("INSERT INTO night.findings SELECT * FROM night.kept")
+            conn.execute("DROP TABLE night.kept")
+    assert {code: again[code]["count"] for code in IDENTITY} == {code: result.counts[code] for code in IDENTITY}
+    assert again["ID01"]["count"] == result.counts["ID01"]  # still the wiring check of what was materialised
+    assert (settings.reports_dir / "data_docs" / f"rules-{D}-identity_people.html").is_file()
+
+
 def test_configuration_changes_the_rules(warehouse_server):
     """代缴 categories and age limits are settings, not code."""
     import dataclasses

@@ -496,22 +496,31 @@ GX_RULE_QUERY = ("SELECT f.* FROM night.findings AS f "
 
 
 def _rule_query(spec: dict) -> str:
-    """The GX query of a rule expectation; the rule code is checked against RULES (no outside input)."""
+    """The GX query of a rule expectation, the rule code checked against RULES (no outside input): the
+    rule's rows in night.findings when it names its ``sql_file`` (a wiring check), else its own query
+    (a check of its own over the suite's batch, e.g. the person view night.identity)."""
     meta = spec.get("meta", {})
-    if meta.get("rule") not in RULES or not (SQL_DIR / meta.get("sql_file", "-")).is_file():
-        raise ValueError(f"rule expectation without a known rule and an existing sql_file: {meta}")
+    if meta.get("rule") not in RULES:
+        raise ValueError(f"rule expectation without a known rule: {meta}")
+    if "sql_file" not in meta:
+        return spec["kwargs"]["unexpected_rows_query"]
+    if not (SQL_DIR / meta["sql_file"]).is_file():
+        raise ValueError(f"rule expectation whose sql_file does not exist: {meta}")
     return GX_RULE_QUERY.format(rule=meta["rule"])
 
 
-def run_rule_suites(warehouse: Warehouse, as_of: date) -> dict[str, dict]:
-    """Run every rules suite over night.params; return {rule: {success, count}}."""
+def run_rule_suites(warehouse: Warehouse, as_of: date, settings: Settings | None = None) -> dict[str, dict]:
+    """Run every rules suite over its batch (``meta.batch``: a table of schema night, by default
+    night.params); return {rule: {success, count}}."""
     from crosscheck.validate import load_suite, run_suite, write_data_docs
 
+    settings = settings or get_settings()
     out = {}
     for path in sorted(RULE_SUITES_DIR.glob("*.json")):
         suite = load_suite(path.stem, "rules", query_for=_rule_query)
-        result = run_suite(warehouse, suite, "night", "params", as_of.isoformat())
-        write_data_docs(result, get_settings().reports_dir / "data_docs" / f"rules-{as_of}-{path.stem}.html")
+        batch = (suite.meta or {}).get("batch", "params")
+        result = run_suite(warehouse, suite, "night", batch, as_of.isoformat())
+        write_data_docs(result, settings.reports_dir / "data_docs" / f"rules-{as_of}-{path.stem}.html")
         for res in result.results:
             rule = (res.expectation_config.meta or {}).get("rule")
             if rule:
@@ -691,7 +700,7 @@ def _finish(warehouse: Warehouse, conn, as_of: date, settings: Settings, gx: boo
     checks = None
     if gx:
         try:
-            checks = run_rule_suites(warehouse, as_of)
+            checks = run_rule_suites(warehouse, as_of, settings)
         except Exception as exc:  # the findings stand without the cross-check; say so
             result.warnings.append(f"GX rule suites failed: {str(exc).splitlines()[0]}")
             log.exception("GX rule suites failed")
