@@ -148,7 +148,7 @@ def test_wrong_length_and_illegal_characters():
 
 
 @pytest.mark.parametrize(
-    "region,birth", [("510224", "19650302"), ("500224", "19990505"), ("500151", "20150101")]
+    "region,birth", [("512124", "19650302"), ("510228", "19850302"), ("500224", "19990505"), ("500151", "20150101")]
 )
 def test_tongliang_region_codes_accepted(region, birth):
     r = normalise_id(make_id(region, birth))
@@ -156,10 +156,10 @@ def test_tongliang_region_codes_accepted(region, birth):
 
 
 def test_region_code_not_matching_birth_year_only_warns():
-    # 510224 (Tongliang County, Sichuan) ended in 1997: odd for someone born in 2005 -> warning only
-    r = normalise_id(make_id("510224", "20050101"))
+    # 510228 (Tongliang County, Sichuan) ended in 1997: odd for someone born in 2005 -> warning only
+    r = normalise_id(make_id("510228", "20050101"))
     assert r.rule is None and r.value
-    assert r.warning and "510224" in r.warning
+    assert r.warning and "510228" in r.warning
     # 500151 exists since 2014 but a person born 1960 may have been issued it later: no warning
     assert normalise_id(make_id("500151", "19600101")).warning is None
     # unknown region code: also only a warning

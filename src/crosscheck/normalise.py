@@ -139,7 +139,7 @@ def _region_warning(region: str, year: int) -> str | None:
 
     Region codes are those in force when the number was issued (at birth or later), so a code is
     plausible if it is in python-stdnum's table and was still in force in or after the birth year
-    (500151 since 2014 is fine for someone born in 1990; 510224, ended 1997, is odd for one born 2005).
+    (500151 since 2014 is fine for someone born in 1990; 510228, ended 1997, is odd for one born 2005).
     stdnum's own ``get_birth_place`` demands the code be in force in the birth year itself, which
     rejects real IDs, so its table is read here directly.
     """

@@ -10,10 +10,14 @@ import numpy as np
 WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 CHECK_CHARS = np.frombuffer(b"10X98765432", dtype=np.uint8)
 
-# Region codes in force when a Tongliang number was issued (see extracts.md).
-REGION_SICHUAN = 510224  # 铜梁县, Sichuan, before 1997
-REGION_COUNTY = 500224  # 铜梁县, Chongqing, 1997-2014
-REGION_DISTRICT = 500151  # 铜梁区, since 2014
+# Region codes in force when a Tongliang number was issued (extracts.md; python-stdnum's cn/loc.dat,
+# against which tests/test_generate.py checks them): (first year, code), in order.
+TONGLIANG_REGIONS = (
+    (0, 512124),  # 铜梁县, Sichuan, before 1983
+    (1983, 510228),  # 铜梁县, Sichuan, 1983-1997
+    (1997, 500224),  # 铜梁县, Chongqing, 1997-2014
+    (2014, 500151),  # 铜梁区, since 2014
+)
 
 # Real region codes of other places people moved in from (~3%), nearby places weighted higher.
 OTHER_REGIONS = (
@@ -50,9 +54,9 @@ def check_char(first17: str) -> str:
 
 def home_region(birth_year: np.ndarray) -> np.ndarray:
     """The Tongliang region code in force in the birth year (numbers are issued at birth registration)."""
-    return np.where(
-        birth_year < 1997, REGION_SICHUAN, np.where(birth_year < 2014, REGION_COUNTY, REGION_DISTRICT)
-    )
+    starts = np.array([start for start, _ in TONGLIANG_REGIONS[1:]])
+    codes = np.array([code for _, code in TONGLIANG_REGIONS])
+    return codes[np.searchsorted(starts, birth_year, side="right")]
 
 
 def build_ids(region: np.ndarray, birth: np.ndarray, seq: np.ndarray) -> np.ndarray:
