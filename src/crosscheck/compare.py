@@ -51,6 +51,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from crosscheck.catalogue import (
     GROUPS,
@@ -744,7 +745,7 @@ def mismatch_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
     can be reproduced later.
     """
     with warehouse.reporting() as conn:
-        cur = conn.execute(
+        cur = conn.cursor(row_factory=dict_row).execute(
             "SELECT m.finding_id, m.rule_code, m.severity, m.id_number, m.name, m.town, m.village, m.departments, "
             " m.period, m.detail, m.amount, n.status, s.first_seen, s.last_seen, m.subject_key "
             "FROM mart.finding_nights n JOIN mart.findings m USING (finding_id) "
@@ -753,8 +754,7 @@ def mismatch_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
             "  FROM mart.finding_nights WHERE as_of <= %(d)s AND finding_id IN "
             "  (SELECT finding_id FROM mart.finding_nights WHERE as_of = %(d)s) GROUP BY finding_id) s USING (finding_id) "
             "WHERE n.as_of = %(d)s", {"d": as_of})
-        names = [c.name for c in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        rows = cur.fetchall()
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     srank = {s: i for i, s in enumerate(STATUSES)}
     rows.sort(key=lambda r: (rank.get(r["severity"], 9), r["rule_code"], srank.get(r["status"], 9),

@@ -29,9 +29,9 @@ from crosscheck.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("loaded", "duplicate", "rejected", "superseded")
 
-# Arrow types of the normalised values, by contract column type (match sql/migrations/0002).
+# Arrow types of the normalised values, by contract column type (the core tables of the migrations
+# match them: tests/test_catalogue.py).
 ARROW_TYPES = {
     "id_number": pa.string(), "name": pa.string(), "text": pa.string(), "enum": pa.string(),
     "date": pa.date32(), "month": pa.date32(), "amount": pa.decimal128(14, 2),

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
+from psycopg.rows import dict_row
 
 from crosscheck.catalogue import RULES, SEVERITIES, SEVERITY_ZH
 from crosscheck.compare import STATUS_ZH, WORKLIST_SHEETS, district_scope
@@ -35,9 +36,8 @@ def _template() -> jinja2.Template:
 
 
 def _rows(conn, query: str, params=()) -> list[dict]:
-    cur = conn.execute(query, params)
-    names = [d.name for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
 
 
 def gather(warehouse: Warehouse, as_of: date) -> dict:

@@ -8,7 +8,7 @@ the same code at production folders and an external PostgreSQL.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -56,7 +56,6 @@ class Settings:
     districts: tuple[str, ...] = ("500151",)
     night_partitions: str = "district"
     night_connections: int = 2
-    extra: dict = field(default_factory=dict)
 
 
 def _tunables() -> dict:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +379,3 @@ def summarise_night(as_of: str, comparison: dict, outputs: dict) -> str:
     log.info("%s", text)
     return text
 
-
-def outputs_exist(outputs: dict) -> bool:
-    return all(Path(p).exists() for p in outputs.values())

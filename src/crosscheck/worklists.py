@@ -18,6 +18,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from crosscheck.catalogue import RULES, SEVERITY_ZH
 from crosscheck.compare import (
@@ -43,7 +44,7 @@ WIDTHS = {"finding_id": 9, "rule_code": 7, "rule_title": 18, "severity": 8, "id_
 def worklist_rows(warehouse: Warehouse, as_of: date, partition: Partition = WHOLE_NIGHT) -> list[dict]:
     """Findings to work on tonight (new and open) of the partition's towns, with the latest verdict."""
     with warehouse.reporting() as conn:
-        cur = conn.execute(sql.SQL("""
+        cur = conn.cursor(row_factory=dict_row).execute(sql.SQL("""
             SELECT f.finding_id, f.rule_code, f.severity, f.id_number, f.name, f.town, f.village, f.departments,
                    f.period, f.detail, f.amount, n.status, f.first_seen, f.last_seen,
                    (SELECT verdict FROM mart.feedback b WHERE b.finding_id = f.finding_id
@@ -54,8 +55,7 @@ def worklist_rows(warehouse: Warehouse, as_of: date, partition: Partition = WHOL
             WHERE n.as_of = %s AND n.status IN ('new', 'open') AND {}
             ORDER BY f.town NULLS LAST, f.rule_code, f.village NULLS LAST, f.id_number, f.period""").format(
             partition.where(sql.SQL("f.town"))), (as_of,))
-        names = [d.name for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return cur.fetchall()
 
 
 def _sheet(book: Workbook, title: str, group: str, rows: list[dict], town: str, as_of: date, mask: bool) -> None:
