@@ -108,7 +108,7 @@ def main() -> None:
     os.environ["CROSSCHECK_QUIET_PERIOD_SECONDS"] = "0"
     from crosscheck import warehouse as wh
 
-    warehouse = wh.open_warehouse(wh.with_database(server_url, database))
+    warehouse = wh.open_warehouse(wh.with_database(server_url, database), create=True)
     started = time.perf_counter()
     try:
         if mode == "floor":

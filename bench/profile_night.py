@@ -33,7 +33,7 @@ def main() -> None:
     server = wh.embedded_server().get_uri("postgres")
     database = f"profile_{uuid.uuid4().hex[:8]}"
     url = wh.with_database(server, database)
-    wh.open_warehouse(url)
+    wh.open_warehouse(url, create=True)
     profiler = Profiler(interval=0.01)
     try:
         profiler.start()

@@ -25,21 +25,28 @@ WAIT_SECONDS = int(os.environ.get("CROSSCHECK_INGEST_WAIT_SECONDS", str(55 * 60)
 DOC = """
 ### 数据接收：{zh}（{department}）/ Ingest: {department}
 
-**中文**：每小时检查一次 `landing/{department}/` 报送目录，等待新文件就绪（有 `.done` 标记或一分钟内未再变化）。
+**中文**：若本部门有数据项配置为从其数据库或前置机（SFTP）拉取（`include/sources.yaml`），先拉取前一天的数据放入报送目录。
+每小时检查一次 `landing/{department}/` 报送目录，等待新文件就绪（有 `.done` 标记或一分钟内未再变化）。
 每个文件依次：归档 → 读取与标准化 → 暂存（staging）→ Great Expectations 校验 → 原子入库（core），
 并在 `outbox/{department}/` 生成回执（回执说明每一行被接收或拒收的原因）。
 文件名或格式不合规的文件会被拒收并生成回执，**不会**导致任务失败；其他部门的数据接收互不影响。
+退回比例或行数与该数据项近期明显不符的文件（如身份证号被Excel改成科学计数法、文件被截断）将被**暂扣**：
+不入库、继续使用此前的数据，日志与通知中有 HELD 一行，汇总（XCom）列于 `held`；核实后用 `crosscheck release 文件编号` 放行。
 本部门的数据项：{extracts}。每个入库成功的数据项都会更新对应的资产（Asset），
 四个部门的数据全部更新后将触发夜间比对（最迟每天 05:00 比对）。
 
-**English**: every hour, wait (sensor in reschedule mode, no worker slot held) for new ready files in
+**English**: first pull the extracts `include/sources.yaml` says come from the department's database or
+SFTP exchange server (yesterday's date) into the drop folder; then every hour, wait (sensor in reschedule mode, no worker slot held) for new ready files in
 `landing/{department}/`; then, per file (dynamic task mapping): archive, read and normalise into
 staging, validate with the extract's Great Expectations suite, load into core atomically, and write
-the receipt to `outbox/{department}/`. A refused file is a receipt, not a task failure. Each extract
+the receipt to `outbox/{department}/`. A refused file is a receipt, not a task failure. A file whose
+quarantine share or row count departs grossly from the extract's recent history is **held** (not
+loaded; the previous snapshot stays): a HELD log line and notification, listed under `held` in the
+summary (XCom); `crosscheck release FILE_ID` loads it. Each extract
 loaded updates its asset `crosscheck://core/<extract>`: {extracts}. The nightly comparison runs when
 every extract is refreshed, or at 05:00 Asia/Shanghai at the latest.
 
-Code: `crosscheck.tasks` (pending_drops, stage_one, validate_one, load_one, summarise_department).
+Code: `crosscheck.tasks` (pull_sources, pending_drops, stage_one, validate_one, load_one, summarise_department).
 """
 
 
@@ -59,8 +66,17 @@ def build_ingest_dag(department: str, extracts: list[str]):
         tags=["crosscheck", "ingest", department],
     )
     def ingest():
+        # Extracts the department offers in its database or on its exchange server (include/sources.yaml)
+        # are fetched into its drop folder first; a no-op for a department that drops its files.
+        @task(task_id="pull")
+        def pull() -> list:
+            from crosscheck.tasks import pull_sources
+
+            return pull_sources(department, get_current_context()["dag_run"].run_after)
+
+        # all_done: what was dropped (or pulled) is taken even when another extract's pull failed.
         @task.sensor(task_id="wait_for_files", mode="reschedule", poke_interval=POKE_SECONDS,
-                     timeout=WAIT_SECONDS, soft_fail=True, exponential_backoff=False)
+                     timeout=WAIT_SECONDS, soft_fail=True, exponential_backoff=False, trigger_rule="all_done")
         def wait_for_files() -> PokeReturnValue:
             from crosscheck.tasks import pending_drops
 
@@ -105,7 +121,9 @@ def build_ingest_dag(department: str, extracts: list[str]):
         def all_files_done(outcomes) -> int:
             return len(outcomes)
 
-        loaded = load.expand(outcome=validate.expand(outcome=stage.expand(name=wait_for_files())))
+        waited = wait_for_files()
+        pull() >> waited
+        loaded = load.expand(outcome=validate.expand(outcome=stage.expand(name=waited)))
         publish_assets(loaded)
         all_files_done(loaded)
 

@@ -36,8 +36,8 @@ DOC = """
 最迟每天 **05:00（北京时间）** 按时开始，迟报部门使用其最近一次报送的数据，并在报告中标明数据时效（几天前的数据）。
 步骤：确定比对日期 → 准备（读取交回的核查清单、建立当晚比对环境、划分分区）→ 按分区（区县或镇街，
 动态任务映射，可由多个 worker 并行）执行比对规则与指标 → 汇总问题清单与指标 → 输出结果（`mismatches.csv`、
-`kpis.csv`、`report.html`、数据质量文档）；各镇街核查工作清单也按分区并行生成 → 汇总。
-输出目录：`reports/<比对日期>/`。某个分区失败时只重试该分区。
+`kpis.csv`、`report.html`、数据质量文档）；各镇街核查工作清单先按分区并行生成 → 汇总。
+输出目录：`reports/<比对日期>/`，全部写完后一次切换（读者只会看到上一晚或本晚的完整结果）。某个分区失败时只重试该分区。
 若比对在排队后 {deadline} 分钟内仍未完成，将发送超时告警（DeadlineAlert）。
 手动触发时可填写参数 `as_of`（YYYY-MM-DD）重跑某一天。
 
@@ -46,8 +46,8 @@ Asia/Shanghai** at the latest; a late department's latest data is used and its a
 comparison. Steps: pick the as-of date → prepare (returned work lists, the night's set-up, its
 partitions) → rules and indicators per partition (district or town: dynamic task mapping, shared by
 the workers; a failed partition retries alone) → compare (findings life, indicators, GX checks) →
-publish (mismatches.csv, kpis.csv, report.html, Data Docs), work lists per partition → summary, into
-`reports/<as_of>/`. A deadline alert fires when a run has not finished {deadline} minutes after it
+work lists per partition → publish (mismatches.csv, kpis.csv, report.html, Data Docs) → summary, into
+`reports/<as_of>/`, switched once when every file is written (readers see the previous night or this one, whole). A deadline alert fires when a run has not finished {deadline} minutes after it
 was queued. Trigger manually with the `as_of` param (YYYY-MM-DD) to redo a night.
 
 Code: `crosscheck.tasks` (night_as_of, prepare, compare_partition, compare, write_worklists, publish,
@@ -118,10 +118,10 @@ def crosscheck_nightly():
         return write_worklists(day, partition)
 
     @task(task_id="publish")
-    def publish(day: str) -> dict:
+    def publish(day: str, partitions: list[dict]) -> dict:
         from crosscheck.tasks import publish as run_publish
 
-        return run_publish(day, worklists=False)
+        return run_publish(day, worklists=False, partitions=partitions)
 
     @task(task_id="summary")
     def summary(day: str, comparison: dict, outputs: dict) -> str:
@@ -135,9 +135,10 @@ def crosscheck_nightly():
     comparison = compare(day, partitions)
     evaluated >> comparison
     lists = worklists.partial(day=day).expand(partition=partitions)
-    outputs = publish(day)
-    comparison >> [lists, outputs]
-    summary(day, comparison, outputs) << lists
+    outputs = publish(day, partitions)
+    # The work lists are written into the night's set first: publish switches to it once, whole.
+    comparison >> lists >> outputs
+    summary(day, comparison, outputs)
 
 
 crosscheck_nightly()

@@ -32,7 +32,10 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     values = dict(
         var_dir=tmp_path / "var", landing_dir=tmp_path / "landing", archive_dir=tmp_path / "archive",
         outbox_dir=tmp_path / "outbox", reports_dir=tmp_path / "reports", feedback_dir=tmp_path / "feedback",
-        warehouse_url=None, quiet_period_seconds=2)
+        warehouse_url=None, quiet_period_seconds=2,
+        # drop dates are unique days from 2030 on (unique_as_of), ingested without a night: the plausible
+        # date window reaches them; tests of the window (test_held.py) set it as deployed
+        as_of_max_future_days=3 * 3650)
     values.update(overrides)
     return Settings(**values)
 
@@ -176,7 +179,8 @@ def only(outcomes):
 def throwaway_warehouse(server_url: str):
     """A migrated database of its own on the server, dropped afterwards."""
     name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
-    w = wh.open_warehouse(wh.with_database(server_url, name))
+    # Asked for explicitly: a URL's database is never created by default.
+    w = wh.open_warehouse(wh.with_database(server_url, name), create=True)
     try:
         yield w
     finally:
@@ -198,3 +202,28 @@ def night_state(w, as_of: date) -> dict:
                 "SELECT indicator, scope, numerator, denominator, value FROM mart.indicators WHERE as_of = %s "
                 "ORDER BY 1, 2", (as_of,)).fetchall(),
         }
+
+
+def fill_worklist(path: Path, answers: dict, out: Path | None = None, note: str = "已核实") -> Path:
+    """A work list as a case worker returns it: 核查结论 (and 备注) filled in on the rows whose 问题编号
+    is a key of ``answers``; saved to ``out`` (default: over itself)."""
+    from openpyxl import load_workbook
+
+    from crosscheck.compare import WORKLIST_COLUMNS
+
+    headers = dict(WORKLIST_COLUMNS)
+    book = load_workbook(path)
+    for sheet in book.worksheets:
+        rows = list(sheet.iter_rows())
+        header = next((r for r in rows if [c.value for c in r][:1] == [headers["finding_id"]]), None)
+        if header is None:
+            continue
+        labels = [c.value for c in header]
+        for row in rows[header[0].row:]:
+            finding_id = row[0].value
+            if finding_id in answers:
+                row[labels.index(headers["verdict"])].value = answers[finding_id]
+                row[labels.index(headers["note"])].value = note
+    out = out or path
+    book.save(out)
+    return out

@@ -67,7 +67,8 @@ def celery_night(server_url, tmp_path_factory):
         with AirflowStack(server_url, w.url, tmp / "stack", env, workers=2, broker=BROKER) as stack:
             run = stack.run_nightly(D.isoformat(), "celery_test")
         assert run["state"] == "success", (run["tis"], run["log_tail"])
-        yield {"w": w, "tis": run["tis"], "state": night_state(w, D), "out": settings.reports_dir / D.isoformat()}
+        yield {"w": w, "tis": run["tis"], "state": night_state(w, D), "out": settings.reports_dir / D.isoformat(),
+               "var": settings.var_dir}
 
 
 def _sheets(path: Path) -> dict:
@@ -95,7 +96,8 @@ def test_nightly_dag_on_two_celery_workers(celery_night, tmp_path):
 
     # The outputs equal the unpartitioned night computed in this process.
     w, out = celery_night["w"], celery_night["out"]
-    settings = make_settings(tmp_path, districts=DISTRICTS)
+    # the same var folder: the same work-list key, so the lists' digests compare too
+    settings = make_settings(tmp_path, districts=DISTRICTS, var_dir=celery_night["var"])
     compare_night(w, D, settings)  # unpartitioned, in this process
     assert night_state(w, D) == celery_night["state"]
     local = tmp_path / "out"

@@ -519,3 +519,46 @@ def test_report_plugin_serves_logged_in_users_only(airflow_home, tmp_path):
     assert out["latest"][0] in (302, 307) and out["latest"][1].endswith("nights/2026-11-28/report.html")
     assert "质量报告" in out["report"]
     assert out["escape"] == 404
+
+
+def test_held_file_shows_in_the_ingest_dag(dagbag, crosscheck_env, fresh_warehouse, tmp_path, monkeypatch, webhook):
+    """hrss sends 30 good rows one day, then an enrollment file whose every ID Excel turned into 5.10224E+17:
+    the second run succeeds (a held file is not a task failure), the file is held, the previous snapshot stays,
+    the run's summary (XCom) lists it as held, and the notifier gets a HELD line."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    server, received = webhook
+    monkeypatch.setenv("CROSSCHECK_NOTIFY_CONN", "crosscheck_alerts")
+    monkeypatch.setenv("AIRFLOW_CONN_CROSSCHECK_ALERTS", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": server.server_address[1], "schema": "http",
+         "extra": {"endpoint": "/robot/send"}}))
+    landing = Path(crosscheck_env.landing_dir)
+    night = night_date()
+    write_minimal_district(landing, night - timedelta(days=1), rows=30)
+    run, _ = run_dag(dagbag, "crosscheck_ingest_hrss")
+    assert str(run.state) == "success", task_states(run)
+    damaged = landing / "hrss" / f"enrollment_{night:%Y%m%d}.csv"
+    source = (landing / "hrss" / f"enrollment_{night - timedelta(days=1):%Y%m%d}.csv").read_text(encoding="utf-8")
+    lines = source.splitlines()
+    column = lines[0].split(",").index("身份证号")
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows:
+        row[column] = f"{int(row[column][:17] + '0'):.5E}".replace("E+0", "E+")
+    damaged.write_text("\n".join([lines[0]] + [",".join(r) for r in rows]) + "\n", encoding="utf-8")
+
+    run, _ = run_dag(dagbag, "crosscheck_ingest_hrss")
+    assert str(run.state) == "success", task_states(run)
+    assert files_by_status(fresh_warehouse)[("hrss", damaged.name)] == "held"
+    with fresh_warehouse.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM core.enrollment WHERE as_of = %s", (night,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM core.enrollment").fetchone()[0] == 30
+    with create_session() as session:
+        [summary] = [XComModel.deserialize_value(x) for x in session.scalars(
+            XComModel.get_many(run_id=run.run_id, dag_ids="crosscheck_ingest_hrss", task_ids="publish_assets",
+                               key="return_value"))]
+    assert [(h["extract"], h["as_of"], h["rows_received"]) for h in summary["held"]] == [
+        ("enrollment", night.isoformat(), 30)]
+    assert summary["by_status"] == {"held": 1}
+    [alert] = [m["text"]["content"] for m in received if "HELD" in m["text"]["content"]]
+    assert alert.startswith(f"[crosscheck] HELD hrss/{damaged.name}") and "crosscheck release" in alert

@@ -6,18 +6,18 @@ import csv
 from datetime import date
 
 import pytest
+from helpers import fill_worklist, make_settings
 from test_rules import District, drop, new_database
 
 from crosscheck.compare import (
     KPI_COLUMNS,
     MISMATCH_COLUMNS,
-    WORKLIST_COLUMNS,
-    WORKLIST_SHEETS,
-    apply_feedback,
     run_compare,
     write_kpis,
     write_mismatches,
 )
+from crosscheck.feedback import apply_feedback
+from crosscheck.worklists import worklist_rows, write_worklists
 
 N1, N2, N3 = date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)
 DIED = date(2026, 8, 1)
@@ -93,22 +93,13 @@ def test_new_open_resolved_and_back(db, tmp_path):
     assert (by_id[p["A"]]["first_seen"], by_id[p["A"]]["last_seen"]) == ("2026-11-27", "2026-11-28")
 
 
-def write_worklist(path, answers: dict[int, str]) -> None:
-    """A returned work list in the agreed layout (finding_id hidden), verdicts filled in."""
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = WORKLIST_SHEETS["pension"]
-    sheet.append([header for _, header in WORKLIST_COLUMNS])
-    sheet.column_dimensions["A"].hidden = True
-    keys = [k for k, _ in WORKLIST_COLUMNS]
-    for finding_id, verdict in answers.items():
-        row = dict.fromkeys(keys, "")
-        row.update(finding_id=finding_id, rule_code="SS07", verdict=verdict, note="已核实，人员健在")
-        sheet.append([row[k] for k in keys])
-    book.create_sheet(WORKLIST_SHEETS["identity"]).append([header for _, header in WORKLIST_COLUMNS])
-    book.save(path)
+def return_worklists(w, as_of: date, tmp_path, answers: dict[int, str]) -> list:
+    """The night's work lists written and returned with these verdicts filled in; the results."""
+    settings = make_settings(tmp_path)
+    out = tmp_path / f"lists-{as_of}"
+    write_worklists(w, as_of, out, settings)
+    return [apply_feedback(w, fill_worklist(path, answers), settings)
+            for path in sorted((out / "worklists").glob("*.xlsx"))]
 
 
 def test_feedback_not_true_suppresses_new_unless_data_changed(db, tmp_path):
@@ -120,10 +111,11 @@ def test_feedback_not_true_suppresses_new_unless_data_changed(db, tmp_path):
     assert statuses(db, N3)[p["B"]] == "new"
     with db.connect() as conn:
         ids = dict(conn.execute("SELECT id_number, finding_id FROM mart.findings WHERE rule_code = 'SS07'"))
-    xlsx = tmp_path / "太平镇.xlsx"
-    write_worklist(xlsx, {ids[p["B"]]: "不属实", ids[p["E"]]: "不属实", ids[p["A"]]: "属实"})
-    assert apply_feedback(db, xlsx) == 3
-    assert apply_feedback(db, xlsx) == 3  # the same file again: stored once
+    answers = {ids[p["B"]]: "不属实", ids[p["E"]]: "不属实", ids[p["A"]]: "属实"}
+    assert sum(r.stored for r in return_worklists(db, N3, tmp_path, answers)) == 3
+    returned = sorted((tmp_path / f"lists-{N3}" / "worklists").glob("*.xlsx"))
+    settings = make_settings(tmp_path)
+    assert sum(apply_feedback(db, path, settings).taken for path in returned) == 3  # the same files again: stored once
     with db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM mart.feedback").fetchone()[0] == 3
     # Rerun night 3: B and E came back, and the 不属实 verdicts were given on the data they have now.
@@ -138,13 +130,82 @@ def test_feedback_on_old_data_does_not_suppress_changed_finding(db, tmp_path):
     run_compare(db, N2, gx=False)
     with db.connect() as conn:
         ids = dict(conn.execute("SELECT id_number, finding_id FROM mart.findings WHERE rule_code = 'SS07'"))
-    xlsx = tmp_path / "worklist.xlsx"
-    write_worklist(xlsx, {ids[p["B"]]: "不属实", ids[p["E"]]: "不属实"})
-    assert apply_feedback(db, xlsx) == 2
+    # B and E are resolved on night 2: their verdicts come back on night 1's list
+    assert sum(r.stored for r in return_worklists(db, N1, tmp_path, {ids[p["B"]]: "不属实", ids[p["E"]]: "不属实"})) == 2
     run_compare(db, N3, gx=False)
     got = statuses(db, N3)
     assert got[p["B"]] == "open"  # back with the same data: not new again
     assert got[p["E"]] == "new"   # back with another death date: its data changed
+
+
+def test_third_night_resolved_findings_come_back(db, tmp_path):
+    """rules.md, "Findings and their life": SS07 for G, H, K on night 1, gone on night 2, back with the
+    same data on night 3. G was judged 不属实 (it returns open, with its verdict and its old first
+    seen); H had no verdict and K was judged 属实 (both are new again, first seen night 3). M, judged
+    不属实, comes back from another town: its detail and amount are unchanged, so it is open too.
+    While resolved, each keeps night 1 as last seen."""
+    d = District()
+    people = {k: d.age(70, as_of=N1) for k in "GHKM"}
+    d.copy_rows("residents", N1, N2)
+    d.copy_rows("residents", N2, N3)
+    for row in d.rows[("residents", N3)]:
+        if row["id_number"] == people["M"]:
+            row["town"] = "侣俸镇"
+    for night in (N1, N2, N3):
+        for pid in people.values():
+            d.death(pid, DIED, as_of=night)
+            d.enrol(pid, as_of=night, **({"enrol_status": "终止参保", "benefit_status": "终止发放"}
+                                         if night == N2 else {}))
+    d.load(db)
+    run_compare(db, N1, gx=False)
+    with db.connect() as conn:
+        ids = dict(conn.execute("SELECT id_number, finding_id FROM mart.findings WHERE rule_code = 'SS07'"))
+    g, h, k, m = (people[x] for x in "GHKM")
+    answers = {ids[g]: "不属实", ids[k]: "属实", ids[m]: "不属实"}
+    assert sum(r.stored for r in return_worklists(db, N1, tmp_path, answers)) == 3
+    run_compare(db, N2, gx=False)
+    run_compare(db, N3, gx=False)
+    assert statuses(db, N2) == dict.fromkeys(people.values(), "resolved")
+    assert statuses(db, N3) == {g: "open", h: "new", k: "new", m: "open"}
+
+    def seen(as_of):
+        write_mismatches(db, as_of, tmp_path / f"m-{as_of}.csv")
+        rows = csv.DictReader(open(tmp_path / f"m-{as_of}.csv", encoding="utf-8-sig"))
+        return {r["id_number"]: (r["status"], r["first_seen"], r["last_seen"]) for r in rows if r["rule_code"] == "SS07"}
+
+    n1, n3 = N1.isoformat(), N3.isoformat()
+    assert seen(N2) == dict.fromkeys(people.values(), ("resolved", n1, n1))
+    assert seen(N3) == {g: ("open", n1, n3), h: ("new", n3, n3), k: ("new", n3, n3), m: ("open", n1, n3)}
+    with db.connect() as conn:
+        life = {i: r for i, *r in conn.execute(
+            "SELECT id_number, status, first_seen, last_seen FROM mart.findings WHERE rule_code = 'SS07'")}
+    assert life == {g: ["open", N1, N3], h: ["new", N3, N3], k: ["new", N3, N3], m: ["open", N1, N3]}
+    # G's verdict is still the one its work list shows
+    rows = {r["id_number"]: r for r in worklist_rows(db, N3)}
+    assert rows[g]["verdict"] == "不属实" and rows[g]["first_seen"] == N1 and rows[h]["verdict"] is None
+
+
+def test_unusable_id_is_one_finding_whatever_file_or_row(db):
+    """ID01/ID02 are identified by (rule, ID as written): one raw ID in two extracts is one finding,
+    and the same raw ID in another file and row the next night is the same finding (open)."""
+    d = District()
+    d.copy_rows("residents", N1, N2)
+    raw = "50015119900101123"  # 17 characters
+    d.quarantined("enrollment", "ID01", raw, {"name": "王小明", "town": "太平镇"}, as_of=N1)
+    d.quarantined("payments", "ID01", raw, {"name": "王小明", "town": "太平镇"}, as_of=N1)
+    d.quarantined("payments", "ID01", "X1", {"name": "赵六"}, as_of=N2)  # moves the raw ID to another row
+    d.quarantined("payments", "ID01", raw, {"name": "王小明", "town": "太平镇"}, as_of=N2)
+    d.load(db)
+    run_compare(db, N1, gx=False)
+    run_compare(db, N2, gx=False)
+    with db.connect() as conn:
+        rows = conn.execute("SELECT m.subject_key, m.departments, n.as_of, n.status FROM mart.finding_nights n "
+                            "JOIN mart.findings m USING (finding_id) WHERE m.rule_code = 'ID01' AND m.subject_key = %s "
+                            "ORDER BY n.as_of", (raw,)).fetchall()
+    assert [(key, as_of, status) for key, _, as_of, status in rows] == [(raw, N1, "new"), (raw, N2, "open")]
+    with db.connect() as conn:
+        night2 = conn.execute("SELECT detail FROM night.findings WHERE subject_key = %s", (raw,)).fetchone()[0]
+    assert "第3行" in night2  # found on another row than on night 1, still the same finding
 
 
 def test_rerun_is_idempotent(db):

@@ -322,3 +322,49 @@ def test_oracle_finds_exactly_the_truth(out):
 def test_oracle_other_dates(tmp_path, persons, seed, as_of):
     generate(tmp_path, persons, seed, as_of)
     assert oracle.findings(tmp_path / "landing", as_of) == oracle.truth(tmp_path / "truth.csv")
+
+
+# ---------------------------------------------------------------- the next nights of the same district
+
+
+@pytest.mark.parametrize(
+    ("persons", "seed", "first", "later"),
+    [(3000, 11, date(2026, 11, 20), date(2026, 11, 23)), (1000, 5, date(2028, 2, 1), date(2028, 2, 29)),
+     (2000, 7, date(2026, 10, 25), date(2026, 12, 2))],  # two new months: their payments, findings going on
+)
+def test_later_night_same_people_oracle_finds_its_truth(tmp_path, persons, seed, first, later):
+    """A later night (--since): the same people (the first night's findings mostly still there), a few
+    findings gone and a few new, and the oracle finds exactly that night's truth."""
+    generate(tmp_path, persons, seed, first)
+    summary = generate(tmp_path, persons, seed, later, since=first)
+    assert summary.truth_path == tmp_path / f"truth_{later:%Y%m%d}.csv"
+    t1, t2 = oracle.truth(tmp_path / "truth.csv"), oracle.truth(summary.truth_path)
+    assert oracle.findings(tmp_path / "landing", later) == t2
+    assert len(t1 & t2) > len(t1 ^ t2), "mostly the same findings, even five weeks later"
+    assert t2 - t1 and t1 - t2, "some new, some gone"
+    # the same people: every ID of the first night's residents is in the later night's
+    ids = {oracle.norm_id(v)[1] for v in oracle.read_extract(tmp_path / "landing", "residents", first)["id_number"]}
+    later_ids = {oracle.norm_id(v)[1] for v in oracle.read_extract(tmp_path / "landing", "residents", later)["id_number"]}
+    assert ids == later_ids
+
+
+def test_later_night_leaves_earlier_files_alone_and_is_deterministic(tmp_path):
+    first, later = date(2026, 11, 20), date(2026, 11, 21)
+    generate(tmp_path / "a", 1000, 3, first)
+    before = {p: (sha(p), p.stat().st_mtime_ns) for p in landing_files(tmp_path / "a")}
+    truth1 = sha(tmp_path / "a" / "truth.csv")
+    generate(tmp_path / "a", 1000, 3, later, since=first)
+    assert {p: (sha(p), p.stat().st_mtime_ns) for p in before} == before
+    assert sha(tmp_path / "a" / "truth.csv") == truth1
+    new = set(landing_files(tmp_path / "a")) - set(before)
+    assert new and all(f"_{later:%Y%m%d}." in p.name for p in new)
+    generate(tmp_path / "b", 1000, 3, later, since=first)
+    assert {p.name: sha(p) for p in new} == {p.name: sha(p) for p in landing_files(tmp_path / "b")}
+
+
+def test_later_night_refuses_dates_it_cannot_write(tmp_path):
+    with pytest.raises(ValueError, match="must come after"):
+        generate(tmp_path, 1000, 3, date(2026, 11, 20), since=date(2026, 11, 20))
+    with pytest.raises(ValueError, match="same year"):
+        generate(tmp_path, 1000, 3, date(2027, 1, 1), since=date(2026, 12, 31))
+    assert not list(tmp_path.iterdir()), "nothing written"

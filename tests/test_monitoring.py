@@ -98,6 +98,21 @@ def test_failure_callback_posts_the_summary_to_the_webhook(monkeypatch, webhook,
     assert any("FAILED dag=crosscheck_ingest_hrss" in r.message for r in caplog.records)
 
 
+def test_notifications_carry_no_id_numbers(monkeypatch, webhook):
+    """An error quoting a row (an ID with a stray digit, its birth date) reaches the chat group masked."""
+    from stdnum.cn import ric
+
+    first17 = "51022419900201547"
+    valid = first17 + ric.calc_check_digit(first17)
+    port, received = webhook
+    monkeypatch.setenv(monitoring.NOTIFY_CONN_ENV, "crosscheck_alerts")
+    monkeypatch.setattr(monitoring, "_connection", lambda conn_id: _conn(port))
+    monitoring.on_failure(_context(ValueError(f"bad row: id {valid}7 born 1990-02-01")))
+    content = received[0]["body"]["text"]["content"]
+    assert first17 not in content and "1990-02-01" not in content
+    assert "error=ValueError: bad row: id 510224" in content
+
+
 def test_retry_callback_and_payload_formats(monkeypatch, webhook):
     port, received = webhook
     monkeypatch.setenv(monitoring.NOTIFY_CONN_ENV, "crosscheck_alerts")

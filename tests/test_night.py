@@ -140,8 +140,8 @@ def test_returned_worklist_in_the_feedback_folder_is_stored(district, night):
     path = sorted((out / "worklists").glob("*.xlsx"))[0]
     book = load_workbook(path)
     filled = 0
-    for sheet in book.worksheets:
-        header = next(r[0].row for r in sheet.iter_rows(max_row=40) if r[0].value == "finding_id")
+    for sheet in (s for s in book.worksheets if s.sheet_state == "visible"):  # not the hidden digest
+        header = next(r[0].row for r in sheet.iter_rows(max_row=40) if r[0].value == "问题编号")
         verdict = [c.value for c in sheet[header]].index("核查结论") + 1
         for row in range(header + 1, sheet.max_row + 1):
             if sheet.cell(row=row, column=1).value is not None:

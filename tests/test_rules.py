@@ -171,7 +171,7 @@ class District:
 
 def new_database(server_url: str) -> wh.Warehouse:
     name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
-    return wh.open_warehouse(wh.with_database(server_url, name))
+    return wh.open_warehouse(wh.with_database(server_url, name), create=True)
 
 
 def drop(warehouse: wh.Warehouse) -> None:
@@ -483,7 +483,7 @@ def test_ID01_ID02_quarantined_ids(night):
     id01, id02 = findings_of(night[0], "ID01"), findings_of(night[0], "ID02")
     assert set(id01) == {P["id01_raw"]} and set(id02) == {P["id02_raw"]}
     row = id01[P["id01_raw"]][0]
-    assert row["subject_key"] == "enrollment:" + P["id01_raw"]
+    assert row["subject_key"] == P["id01_raw"]  # (rule, ID as written): not by extract, file or row
     assert "人社" in row["detail"] and "enrollment_20261128.csv" in row["detail"] and "第" in row["detail"]
     assert P["id01_owner"] in row["detail"]  # the likely owner: same name and birth date in residents
     assert id02[P["id02_raw"]][0]["name"] == "李四" and id02[P["id02_raw"]][0]["departments"] == "财政"

@@ -165,7 +165,8 @@ def test_hostile_headers_and_values_are_data_not_sql_nor_formulas(fresh_warehous
     books = list((out / "worklists").glob("*.xlsx"))
     assert books and all(b.parent == out / "worklists" for b in books)
     assert _files_under(tmp_path) <= _files_under(tmp_path / "landing") | _files_under(settings.archive_dir) \
-        | _files_under(settings.outbox_dir) | _files_under(out) | _files_under(settings.reports_dir)
+        | _files_under(settings.outbox_dir) | _files_under(out) | _files_under(settings.reports_dir) \
+        | {settings.var_dir / "feedback.key"}  # the work lists' key, created on first use (crosscheck.feedback)
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in page
 

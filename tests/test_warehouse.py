@@ -57,6 +57,9 @@ def test_url_override_from_environment(monkeypatch, warehouse_server):
     monkeypatch.setenv("CROSSCHECK_WAREHOUSE_URL", url.replace("postgresql://", "postgresql+psycopg://", 1))
     settings.get_settings.cache_clear()
     try:
+        with pytest.raises(wh.WarehouseMissing):  # a URL's database is created only when asked for
+            wh.open_warehouse()
+        wh.ensure_database(warehouse_server, name)
         w = wh.open_warehouse()
         assert w.url == url
         with w.connect() as conn:
@@ -152,6 +155,48 @@ def test_migration_0007_moves_each_snapshot_into_its_partition(warehouse_server,
             conn.execute("ALTER TABLE core.residents ATTACH PARTITION staging.residents_f13 "
                          "FOR VALUES IN ('2026-11-29')")
             assert conn.execute("SELECT count(*) FROM core.residents").fetchone()[0] == 4
+    finally:
+        warehouse.engine.dispose()
+        wh.drop_database(warehouse_server, name)
+
+
+def test_migration_0008_rekeys_unusable_ids_and_rehashes_verdicts(warehouse_server, monkeypatch):
+    """A warehouse of before 0008: ID01/ID02 subjects '<extract>:<raw id>' become the raw ID (the oldest
+    finding of a raw ID found in two extracts keeps the history, the other stays and resolves); a verdict
+    given on a finding's current data gets the new hash (detail and amount), one on older data does not."""
+    from datetime import date
+
+    from crosscheck.compare import DATA_HASH
+
+    name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
+    wh.ensure_database(warehouse_server, name)
+    warehouse = wh.Warehouse(wh.with_database(warehouse_server, name))
+    try:
+        before_0008 = [p for p in wh.migration_files() if int(p.name[:4]) < 8]
+        monkeypatch.setattr(wh, "migration_files", lambda: before_0008)
+        warehouse.migrate()
+        with warehouse.transaction() as conn:
+            ids = [conn.execute(
+                "INSERT INTO mart.findings (rule_code, subject_key, period, severity, id_number, detail, amount, "
+                "data_hash, status, first_seen, last_seen) VALUES (%s, %s, '', 'high', 'x', %s, NULL, %s, 'open', "
+                "%s, %s) RETURNING finding_id", (rule, key, f"detail {key}", f"old-{key}", date(2026, 11, 27),
+                                                  date(2026, 11, 27))).fetchone()[0]
+                for rule, key in [("ID01", "enrollment:51022419"), ("ID01", "payments:51022419"),
+                                  ("ID02", "payments:5.1E+17"), ("SS07", "500151199001011234")]]
+            conn.execute("INSERT INTO mart.feedback (finding_id, verdict, data_hash, source_file) VALUES "
+                         "(%s, '不属实', 'old-500151199001011234', 'a'), (%s, '不属实', 'older data', 'b')",
+                         (ids[3], ids[2]))
+        monkeypatch.undo()
+        assert warehouse.migrate()[0].startswith("0008_")
+        with warehouse.connect() as conn:
+            keys = conn.execute("SELECT subject_key FROM mart.findings ORDER BY finding_id").fetchall()
+            assert [k for (k,) in keys] == ["51022419", "payments:51022419", "5.1E+17", "500151199001011234"]
+            new_hash = conn.execute(f"SELECT {DATA_HASH.format(t='m')} FROM mart.findings m "  # noqa: S608
+                                    "WHERE finding_id = %s", (ids[3],)).fetchone()[0]
+            hashes = dict(conn.execute("SELECT source_file, data_hash FROM mart.feedback").fetchall())
+            assert hashes == {"a": new_hash, "b": "older data"}
+            assert conn.execute("SELECT data_hash FROM mart.findings WHERE finding_id = %s",
+                                (ids[3],)).fetchone()[0] == new_hash
     finally:
         warehouse.engine.dispose()
         wh.drop_database(warehouse_server, name)

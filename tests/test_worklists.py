@@ -7,7 +7,8 @@ from datetime import date
 
 from openpyxl import load_workbook
 
-from crosscheck.compare import apply_feedback
+from crosscheck.compare import WORKLIST_SHEETS
+from crosscheck.feedback import apply_feedback
 from crosscheck.settings import get_settings
 from crosscheck.worklists import write_worklists
 
@@ -39,7 +40,7 @@ def _night(warehouse):
 
 def _header_row(sheet):
     for row in sheet.iter_rows(min_row=1, max_row=30):
-        if row[0].value == "finding_id":
+        if row[0].value == "问题编号":
             return row[0].row
     raise AssertionError("no header row")
 
@@ -50,7 +51,8 @@ def test_worklists_layout_and_safety(fresh_warehouse, tmp_path):
     files = sorted(p.name for p in (tmp_path / "worklists").glob("*.xlsx"))
     assert files == ["侣俸镇.xlsx", "太平镇.xlsx"]
     book = load_workbook(tmp_path / "worklists" / "太平镇.xlsx")
-    assert book.sheetnames == ["基础信息", "社保扶贫", "就业扶贫"]
+    assert [s.title for s in book.worksheets if s.sheet_state == "visible"] == ["基础信息", "社保扶贫", "就业扶贫"]
+    assert [s.sheet_state for s in book.worksheets if s.title not in WORKLIST_SHEETS.values()] == ["veryHidden"]
     sheet = book["基础信息"]
     header = _header_row(sheet)
     headers = [c.value for c in sheet[header]]
@@ -96,7 +98,7 @@ def test_filled_worklist_comes_back_as_feedback(fresh_warehouse, tmp_path):
     sheet.cell(row=header + 1, column=headers.index("核查结论") + 1, value="不属实")
     sheet.cell(row=header + 1, column=headers.index("备注") + 1, value="已在外地参保")
     book.save(path)
-    assert apply_feedback(fresh_warehouse, path) == 1
+    assert apply_feedback(fresh_warehouse, path).stored == 1
     with fresh_warehouse.connect() as conn:
         rows = conn.execute("SELECT finding_id, verdict, note FROM mart.feedback").fetchall()
     assert rows == [(ids["ss01"], "不属实", "已在外地参保")]

@@ -19,8 +19,9 @@
 --  residents register, suggests that person as the likely intended ID."
 --
 -- Source: the rows ingest quarantined with rule ID01/ID02 in the files whose snapshot is used
--- tonight. One finding per extract and ID as written in the file (subject '<extract>:<raw id>');
--- the rows it occurs on are listed in the detail.
+-- tonight. One finding per rule and ID as written (rules.md: identified by (rule, ID as written), not
+-- by file or row; subject = the ID as written): the files and rows it occurs on, in every extract, are
+-- listed in the detail, so a re-sent file or a moved row is the same finding.
 WITH used AS (
     SELECT f.file_id, f.file_name, e.extract, e.dept_zh, e.title
     FROM night.extracts e
@@ -58,21 +59,29 @@ grouped AS (
            min(reason) AS reason
     FROM dated
     GROUP BY rule_code, extract, dept_zh, title, raw_id
+),
+by_id AS (
+    SELECT rule_code, raw_id,
+           min(name) AS name, min(town) AS town, min(village) AS village, min(birth_date) AS birth_date,
+           string_agg(DISTINCT dept_zh, ',' ORDER BY dept_zh) AS departments,
+           string_agg(dept_zh || '“' || title || '”' || files || ' 第' || rows_list || '行 ' || columns_list
+                      || '“' || raw_id || '”：' || reason, '；' ORDER BY extract) AS places
+    FROM grouped
+    GROUP BY rule_code, raw_id
 )
 SELECT g.rule_code,
-       g.extract || ':' || g.raw_id AS subject_key,
+       g.raw_id AS subject_key,
        '' AS period,
        g.raw_id AS id_number,
        g.name,
        coalesce(g.town, s.town) AS town,
        coalesce(g.village, s.village) AS village,
-       g.dept_zh AS departments,
-       g.dept_zh || '“' || g.title || '”' || g.files || ' 第' || g.rows_list || '行 ' || g.columns_list
-           || '“' || g.raw_id || '”：' || g.reason
+       g.departments,
+       g.places
            || coalesce('；疑似本人：' || s.name || ' ' || s.id_number
                        || '（' || concat_ws('', s.town, s.village) || '，' || s.why || '）', '') AS detail,
        NULL::numeric AS amount
-FROM grouped g
+FROM by_id g
 LEFT JOIN LATERAL (
     SELECT r.id_number, r.name, r.town, r.village,
            CASE WHEN g.birth_date IS NOT NULL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import stat
 import sys
 import time
 from datetime import date, datetime
@@ -21,10 +22,16 @@ def _date(text: str) -> date:
 
 def cmd_generate(args) -> int:
     from crosscheck.generate import generate
+    from crosscheck.pipeline import RunFailed
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise RunFailed(f"输出路径已存在且是文件 / --out {args.out} exists and is not a folder")
     started = time.perf_counter()
-    summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date,
-                       districts=tuple(args.districts.split(",")))
+    try:
+        summary = generate(Path(args.out), persons=args.persons, seed=args.seed, as_of=args.date,
+                           districts=tuple(args.districts.split(",")), since=args.since)
+    except ValueError as exc:  # the generator's own checks of its arguments (persons, districts, dates)
+        raise RunFailed(f"参数错误 / bad arguments: {exc}") from None
     print(summary.describe())
     print(f"generated {args.persons} persons in {time.perf_counter() - started:.1f} s → {args.out}")
     return 0
@@ -51,26 +58,116 @@ def cmd_demo(args) -> int:
     as_of = args.date
     print(f"1/2 generating a district of {args.persons} persons in {demo_dir} …")
     generate(demo_dir, persons=args.persons, seed=args.seed, as_of=as_of)
+    if args.pull:  # one department's extract comes from its database instead of its drop folder
+        import dataclasses
+
+        from crosscheck.pull import prepare_demo_pull, pull_department
+        from crosscheck.warehouse import open_warehouse
+
+        settings = dataclasses.replace(settings, landing_dir=demo_dir / "landing")
+        settings, where = prepare_demo_pull(demo_dir, as_of, settings)
+        print(f"   pull: {where}")
+        for outcome in pull_department("civil", as_of, settings, open_warehouse(args.warehouse)):
+            print(f"   {outcome.summary()}")
     print("2/2 running the night (pick-up, validation, load, comparison, reports) …")
-    result = run_night(landing=demo_dir / "landing", as_of=as_of, warehouse_url=args.warehouse)
+    result = run_night(landing=demo_dir / "landing", as_of=as_of, warehouse_url=args.warehouse, settings=settings)
     print(result.describe())
     return 0
 
 
+def cmd_pull(args) -> int:
+    """Pull a department's database / exchange-server extracts for a date into its drop folder."""
+    from crosscheck.pipeline import RunFailed
+    from crosscheck.pull import department_sources, pull_department
+    from crosscheck.settings import DEPARTMENTS, get_settings
+    from crosscheck.warehouse import open_warehouse, redact
+
+    settings = get_settings()
+    if args.department not in DEPARTMENTS:
+        raise RunFailed(f"未知部门 / unknown department {args.department!r} (one of {', '.join(DEPARTMENTS)})")
+    if not department_sources(args.department, settings):
+        raise RunFailed(f"{args.department} 没有配置拉取来源 / has no sftp or sql source in {settings.sources_file}")
+    try:
+        warehouse = open_warehouse(args.warehouse or settings.warehouse_url)
+    except Exception as exc:
+        raise RunFailed(f"cannot open the warehouse at {redact(args.warehouse) if args.warehouse else 'the embedded PostgreSQL'}: "
+                        f"{str(exc).splitlines()[0]}") from exc
+    for outcome in pull_department(args.department, args.date, settings, warehouse):
+        print(outcome.summary())
+    return 0
+
+
 def cmd_feedback(args) -> int:
-    from crosscheck.compare import apply_feedback
+    """Each file checked and stored (crosscheck.feedback); bad input is one line and exit 2."""
+    from crosscheck.feedback import apply_feedback
+    from crosscheck.pickup import safe_display_name
+    from crosscheck.pipeline import RunFailed
+    from crosscheck.warehouse import open_warehouse, redact
+
+    for name in args.files:
+        try:
+            st = Path(name).lstat()
+        except FileNotFoundError:
+            raise RunFailed(f"反馈文件不存在 / no such file: {safe_display_name(name)}") from None
+        except OSError as exc:  # a name too long, a folder without permission …
+            raise RunFailed(f"无法读取反馈文件 / cannot read {safe_display_name(name)}: {exc.strerror}") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise RunFailed(f"这是一个文件夹，不是交回的清单 / a folder, not a work list: {safe_display_name(name)}")
+    try:
+        warehouse = open_warehouse(args.warehouse)
+    except Exception as exc:
+        target = redact(args.warehouse) if args.warehouse else "the embedded PostgreSQL"
+        raise RunFailed(f"cannot open the warehouse at {target}: {str(exc).splitlines()[0]}") from exc
+    if not args.verbose:  # each file is answered below, on one line: not once more by the log
+        logging.getLogger("crosscheck.feedback").setLevel(logging.ERROR)
+    refused = []
+    for name in args.files:
+        result = apply_feedback(warehouse, Path(name))
+        if result.status == "refused":
+            refused.append(result)
+        else:
+            print(f"{result.summary()}; 回执 / receipt: {result.receipt}")
+    if refused:  # every refused file on one line each, then exit 2
+        for result in refused[:-1]:
+            print(f"crosscheck: {result.summary()}", file=sys.stderr)
+        raise RunFailed(refused[-1].summary())
+    return 0
+
+
+def cmd_release(args) -> int:
+    """Load a held file as it would have been loaded, and rewrite its receipt to say it was released.
+    Bad input is one line and exit 2 (interface.md)."""
+    from crosscheck.ingest import ReleaseRefused, release_file
+    from crosscheck.pipeline import RunFailed
+    from crosscheck.receipts import write_receipt
+    from crosscheck.settings import get_settings
     from crosscheck.warehouse import open_warehouse
 
+    if not args.file_id.isdigit() or len(args.file_id) > 18:  # bigint; argparse's own error is two lines
+        raise RunFailed(f"文件编号应为正整数：{args.file_id[:40]!r} / FILE_ID must be a positive integer")
+    file_id = int(args.file_id)
     warehouse = open_warehouse(args.warehouse)
-    for path in args.files:
-        print(f"{path}: {apply_feedback(warehouse, Path(path))} verdicts stored")
+    try:
+        outcome = release_file(warehouse, file_id)
+    except ReleaseRefused as exc:
+        raise RunFailed(str(exc)) from None
+    receipt = write_receipt(warehouse, file_id, get_settings().outbox_dir)
+    print(f"released {outcome.department}/{outcome.file_name} (file {file_id}): loaded {outcome.rows_loaded}, "
+          f"quarantined {outcome.rows_quarantined}; receipt {receipt}")
     return 0
 
 
 def cmd_warehouse(args) -> int:
     from crosscheck import warehouse as wh
 
-    w = wh.open_warehouse(args.warehouse)
+    url = args.url or args.warehouse
+    if args.action == "create":  # the one way a URL's database is created (open_warehouse refuses otherwise)
+        existed = wh.database_exists(wh.server_url(url))
+        w = wh.open_warehouse(url, create=True)
+        print(("数据库已存在，已迁移 / exists, migrated: " if existed else "已创建并迁移 / created and migrated: ")
+              + wh.redact(w.url))
+        return 0
+    w = wh.open_warehouse(url)
     print(wh.redact(w.url))
     if args.action == "psql":
         import os
@@ -85,7 +182,7 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
     CeleryExecutor with ``broker_url`` (Redis) and task results in the metadata database."""
     import os
 
-    from crosscheck.settings import ROOT
+    from crosscheck.settings import ROOT, USERS_TIMEZONE
 
     bin_dir = str(Path(sys.executable).parent)
     return {
@@ -95,7 +192,10 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if broker_url else "LocalExecutor",
-        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
+        # Airflow 3 has no server-side UI zone (webserver.default_ui_timezone was removed): its UI shows the
+        # browser's zone, the schedules and naive dates are in default_timezone, the processes' own times in TZ.
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": USERS_TIMEZONE,
+        "TZ": USERS_TIMEZONE,
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
@@ -260,8 +360,15 @@ def _keep_server_up(server, stopping, every: float = 5.0) -> None:
             log.warning("could not restart the embedded PostgreSQL: %s", str(exc).splitlines()[0])
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (interface.md); subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: 参数错误 / bad arguments: {message} ({self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crosscheck", description="社保扶贫数据比对 — nightly cross-department checks")
+    parser = _Parser(prog="crosscheck", description="社保扶贫数据比对 — nightly cross-department checks")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -273,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--districts", default="500151",
                    help="region codes whose towns people live in, comma-separated (include/reference/districts.csv;"
                         " 500199 is a synthetic second district)")
+    p.add_argument("--since", type=_date, default=None,
+                   help="the district's first night: write the night of --date of the same people (same --persons,"
+                        " --seed, --districts), with the changes of the days between; only --date's files and"
+                        " truth_<date>.csv are written (--date after --since, in the same year)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="run the whole night in-process")
@@ -287,15 +398,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--date", type=_date, default=date(2026, 11, 28))
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.add_argument("--pull", action="store_true", help="civil's residents pulled from a database (MariaDB at "
+                   "127.0.0.1:3306 if it answers, else a SQLite file) instead of dropped")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("pull", help="fetch a department's extracts from its database or SFTP exchange server "
+                       "(include/sources.yaml) into its drop folder")
+    p.add_argument("--department", required=True)
+    p.add_argument("--date", type=_date, required=True, help="the as-of date to pull")
+    p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.set_defaults(func=cmd_pull)
 
     p = sub.add_parser("feedback", help="store the 核查结论 of returned work lists (.xlsx)")
     p.add_argument("files", nargs="+")
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.set_defaults(func=cmd_feedback)
 
-    p = sub.add_parser("warehouse", help="start/migrate the warehouse and print its URL")
-    p.add_argument("action", choices=["url", "psql"], nargs="?", default="url")
+    p = sub.add_parser("release", help="load a held file (see README: held files) and rewrite its receipt")
+    p.add_argument("file_id", help="the file's number (in its receipt, the report and the ingest log)")
+    p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("warehouse", help="start/migrate the warehouse and print its URL; create: create the "
+                       "database of URL (a URL's database is never created otherwise)")
+    p.add_argument("action", choices=["url", "psql", "create"], nargs="?", default="url")
+    p.add_argument("url", nargs="?", help="PostgreSQL URL (as --warehouse)")
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.set_defaults(func=cmd_warehouse)
 
@@ -315,21 +442,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _release_embedded() -> None:
+    """After a failure, release the embedded server here, quietly: if it was killed under us, the
+    wheel's exit hook would print a traceback of its own on the terminal (its second call is a no-op)."""
+    from crosscheck import warehouse as wh
+
+    try:
+        wh.stop_embedded_server()
+    except Exception:
+        log.debug("releasing the embedded PostgreSQL failed", exc_info=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from crosscheck.pipeline import RunFailed
+    from crosscheck.logs import configure as configure_logging
+    from crosscheck.masking import for_people, install_log_redaction
+    from crosscheck.pipeline import RunFailed, connection_lost
+    from crosscheck.publishing import PublishError
+    from crosscheck.warehouse import WarehouseMissing
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_file = configure_logging(args.verbose)
+    install_log_redaction()  # logs go to operators: no ID number or birth date in them (masking.py)
     try:
         return args.func(args)
-    except RunFailed as exc:
-        print(f"crosscheck: {exc}", file=sys.stderr)
+    except (RunFailed, PublishError, WarehouseMissing) as exc:
+        log.error("crosscheck %s: %s", args.command, exc, exc_info=exc.__cause__ is not None)
+        print(for_people(f"crosscheck: {exc}"), file=sys.stderr)
+        _release_embedded()
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # whatever else: one line here, the traceback in the log file
+        log.error("crosscheck %s failed", args.command, exc_info=True)
+        what = "仓库数据库连接中断 / the warehouse connection was lost" if connection_lost(exc) else "失败 / failed"
+        where = f" (详情 / details: {log_file})" if log_file else ""
+        print(for_people(f"crosscheck {args.command}: {what}: {_first_line(exc)}{where}"), file=sys.stderr)
+        _release_embedded()
+        return 2
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@
    (rule_code, subject_key, period). Statuses are computed against the latest *earlier* night in
    ``mart.finding_nights``: ``new`` (not reported new/open that night), ``open`` (reported new/open
    that night and found again), ``resolved`` (reported new/open that night, not found tonight;
-   reported once). A finding whose latest 核查结论 is 不属实 and whose data (``data_hash``) has not
-   changed is never reported ``new`` again: it is reported ``open``. Rerunning a night replaces
+   reported once). A finding whose latest 核查结论 is 不属实 and whose detail and amount
+   (``data_hash``) have not changed is never reported ``new`` again: it is reported ``open``. Rerunning a night replaces
    that night's rows: the mart is the same after one run or three.
 4. **Indicators** (``sql/indicators/*.sql``, per town, per district when the deployment has several,
    and for the whole as scope ``district``) and data-age indicators (``数据时效_<部门>``) into
@@ -31,14 +31,13 @@
    GX's count is checked against the comparison's (a wiring guard: a GX failure shows as no count)
    and stored in ``mart.rule_checks``.
 
-Outputs: ``write_mismatches`` and ``write_kpis`` (interface.md), ``apply_feedback`` for returned work
-lists (layout: ``WORKLIST_COLUMNS`` / ``WORKLIST_SHEETS``).
+Outputs: ``write_mismatches`` and ``write_kpis`` (interface.md); the work-list layout
+(``WORKLIST_COLUMNS`` / ``WORKLIST_SHEETS``), which crosscheck.feedback reads back.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import threading
 import time
@@ -93,12 +92,12 @@ STATUS_ZH = {"new": "新增", "open": "持续", "resolved": "已消除"}
 STATUSES = ("new", "open", "resolved")
 DEPARTMENT_ZH = {code: dept.short for code, dept in departments().items()}
 
-# Work lists (worklists/<town>.xlsx): one sheet per rule group, one row per finding, the header in
-# row 1. ``finding_id`` may be hidden; case workers fill 核查结论 (属实/不属实/已整改) and 备注.
-# apply_feedback reads any sheet that has the finding_id and 核查结论 headers.
+# Work lists (worklists/<town>.xlsx): one sheet per rule group, one row per finding, every header in
+# Chinese; case workers fill 核查结论 (属实/不属实/已整改) and 备注. crosscheck.feedback reads back
+# any sheet that has the 问题编号 and 核查结论 headers.
 WORKLIST_SHEETS = GROUPS
 WORKLIST_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("finding_id", "finding_id"),
+    ("finding_id", "问题编号"),
     ("rule_code", "规则"),
     ("rule_title", "问题类型"),
     ("severity", "严重程度"),
@@ -232,9 +231,19 @@ def setup_night(conn, as_of: date, settings: Settings) -> list[dict]:
         conn.execute(sql.SQL("ANALYZE night.{}").format(sql.Identifier(table)))
     conn.execute("DELETE FROM mart.freshness WHERE as_of = %s", (as_of,))
     for row in freshness:
+        # A held file newer than the snapshot in use (crosscheck.ingest.load_or_hold) is shown beside it,
+        # unless a later file of its date has been loaded since (the department re-sent a good export).
+        held = conn.execute(
+            "SELECT file_id, as_of FROM ingest.files h WHERE extract = %s AND status = 'held' AND as_of <= %s "
+            "AND as_of >= coalesce(%s, '-infinity'::date) AND NOT EXISTS (SELECT 1 FROM ingest.files l "
+            "WHERE l.extract = h.extract AND l.as_of = h.as_of AND l.file_id > h.file_id AND l.status = 'loaded') "
+            "ORDER BY as_of DESC, file_id DESC LIMIT 1",
+            (row["extract"], as_of, row["data_as_of"])).fetchone()
+        row["held_file_id"], row["held_as_of"] = held or (None, None)
         _insert(conn, "mart.freshness", {"as_of": as_of, "department": row["department"], "extract": row["extract"],
                                          "data_as_of": row["data_as_of"], "age_days": row["age_days"],
-                                         "stale": row["stale"]})
+                                         "stale": row["stale"], "held_file_id": row["held_file_id"],
+                                         "held_as_of": row["held_as_of"]})
     return freshness
 
 
@@ -371,6 +380,11 @@ def _side_by_side(warehouse: Warehouse, connections: int, statements, run) -> No
             future.result()
 
 
+# What a 不属实 verdict is given on (rules.md: "unless … its detail and amount are unchanged"); the
+# same expression is in sql/migrations/0008_finding_life.sql, which recomputed the stored hashes.
+DATA_HASH = "md5(concat_ws('|', {t}.detail, {t}.amount::text))"
+
+
 def materialise_findings(conn) -> None:
     """Gather the partitions' rows into night.findings; severity and data_hash added."""
     cols = sql.SQL(", ").join(map(sql.Identifier, FINDING_COLUMNS))
@@ -383,8 +397,7 @@ def materialise_findings(conn) -> None:
     if unknown:
         raise RuntimeError(f"rule SQL produced unknown rule codes {unknown}")
     conn.execute(
-        "UPDATE night.findings f SET severity = r.severity, data_hash = md5(concat_ws('|', f.rule_code, "
-        "f.subject_key, f.period, f.id_number, f.name, f.town, f.village, f.departments, f.detail, f.amount::text)) "
+        f"UPDATE night.findings f SET severity = r.severity, data_hash = {DATA_HASH.format(t='f')} "  # noqa: S608 (module constants)
         "FROM night.rules r WHERE r.rule_code = f.rule_code")
     dups = conn.execute(
         "SELECT rule_code, subject_key, period, count(*) FROM night.findings GROUP BY 1, 2, 3 HAVING count(*) > 1 "
@@ -396,6 +409,14 @@ def materialise_findings(conn) -> None:
             "DELETE FROM night.findings f USING (SELECT ctid, row_number() OVER (PARTITION BY rule_code, subject_key, "
             "period ORDER BY detail, data_hash) AS n FROM night.findings) d WHERE f.ctid = d.ctid AND d.n > 1")
     conn.execute("ALTER TABLE night.findings ADD PRIMARY KEY (rule_code, subject_key, period)")
+
+
+# Over a finding's nights up to the one reported (rules.md, "Findings and their life"): first seen is
+# the night it was last reported new (a finding back after it was resolved is new again, unless a
+# 不属实 verdict brought it back open, which keeps the old first seen); last seen is the last night
+# it was found, so a resolved finding keeps that night.
+FIRST_SEEN = "coalesce(max(as_of) FILTER (WHERE status = 'new'), min(as_of))"
+LAST_SEEN = "coalesce(max(as_of) FILTER (WHERE status <> 'resolved'), min(as_of))"
 
 
 def merge_findings(conn, as_of: date) -> None:
@@ -440,11 +461,10 @@ def merge_findings(conn, as_of: date) -> None:
         "WHERE f.finding_id = m.finding_id)")
     # status / first_seen / last_seen / resolved_on as of each finding's latest night.
     conn.execute(
-        "UPDATE mart.findings m SET status = s.status, first_seen = s.first_seen, last_seen = s.last_seen, "
+        "UPDATE mart.findings m SET status = s.status, first_seen = s.first_seen, last_seen = s.last_seen, "  # noqa: S608 (module constants)
         " resolved_on = s.resolved_on "
         "FROM (SELECT finding_id, (array_agg(status ORDER BY as_of DESC))[1] AS status, "
-        "  coalesce(min(as_of) FILTER (WHERE status <> 'resolved'), min(as_of)) AS first_seen, "
-        "  coalesce(max(as_of) FILTER (WHERE status <> 'resolved'), min(as_of)) AS last_seen, "
+        f"  {FIRST_SEEN} AS first_seen, {LAST_SEEN} AS last_seen, "
         "  CASE WHEN (array_agg(status ORDER BY as_of DESC))[1] = 'resolved' THEN max(as_of) END AS resolved_on "
         "  FROM mart.finding_nights WHERE finding_id IN (SELECT finding_id FROM touched) GROUP BY finding_id) s "
         "WHERE s.finding_id = m.finding_id AND (m.status, m.first_seen, m.last_seen, m.resolved_on) "
@@ -746,11 +766,10 @@ def mismatch_rows(warehouse: Warehouse, as_of: date) -> list[dict]:
     """
     with warehouse.reporting() as conn:
         cur = conn.cursor(row_factory=dict_row).execute(
-            "SELECT m.finding_id, m.rule_code, m.severity, m.id_number, m.name, m.town, m.village, m.departments, "
+            "SELECT m.finding_id, m.rule_code, m.severity, m.id_number, m.name, m.town, m.village, m.departments, "  # noqa: S608 (module constants)
             " m.period, m.detail, m.amount, n.status, s.first_seen, s.last_seen, m.subject_key "
             "FROM mart.finding_nights n JOIN mart.findings m USING (finding_id) "
-            "JOIN (SELECT finding_id, coalesce(min(as_of) FILTER (WHERE status <> 'resolved'), min(as_of)) AS first_seen, "
-            "  coalesce(max(as_of) FILTER (WHERE status <> 'resolved'), min(as_of)) AS last_seen "
+            f"JOIN (SELECT finding_id, {FIRST_SEEN} AS first_seen, {LAST_SEEN} AS last_seen "
             "  FROM mart.finding_nights WHERE as_of <= %(d)s AND finding_id IN "
             "  (SELECT finding_id FROM mart.finding_nights WHERE as_of = %(d)s) GROUP BY finding_id) s USING (finding_id) "
             "WHERE n.as_of = %(d)s", {"d": as_of})
@@ -836,67 +855,3 @@ INDICATOR_ORDER = ("参保率", "代缴率", "待遇应享尽享率", "贫困人
 
 def _indicator_rank(name: str) -> int:
     return INDICATOR_ORDER.index(name) if name in INDICATOR_ORDER else len(INDICATOR_ORDER)
-
-
-# -------------------------------------------------------------------------------------- feedback
-
-
-def _cell(cells: list[str], columns: dict[str, int], key: str) -> str:
-    index = columns.get(dict(WORKLIST_COLUMNS)[key])
-    return cells[index] if index is not None and index < len(cells) else ""
-
-
-def apply_feedback(warehouse: Warehouse, xlsx_path: Path) -> int:
-    """Store the 核查结论 of a returned work list in mart.feedback; return how many verdicts it holds.
-
-    Every sheet with a ``finding_id`` and a ``核查结论`` header (layout: WORKLIST_COLUMNS) is read;
-    rows without a verdict are skipped, unknown verdicts and finding ids are logged and skipped.
-    The verdict is stored with the finding's current data_hash, so a 不属实 finding whose data
-    later changes is reported again. Applying the same file twice stores it once.
-    """
-    from openpyxl import load_workbook
-
-    xlsx_path = Path(xlsx_path)
-    digest = hashlib.sha256(xlsx_path.read_bytes()).hexdigest()
-    source = f"{xlsx_path.name}#{digest[:16]}"
-    headers = dict(WORKLIST_COLUMNS)
-    verdicts: dict[int, tuple[str, str | None]] = {}
-    book = load_workbook(xlsx_path, read_only=True, data_only=True)
-    try:
-        for sheet in book.worksheets:
-            columns = None
-            for row in sheet.iter_rows(values_only=True):
-                cells = ["" if v is None else str(v).strip() for v in row]
-                if columns is None:
-                    if headers["finding_id"] in cells and headers["verdict"] in cells:
-                        columns = {h: i for i, h in enumerate(cells) if h}
-                    continue
-                verdict, raw_id = _cell(cells, columns, "verdict"), _cell(cells, columns, "finding_id")
-                if not verdict:
-                    continue
-                if verdict not in VERDICTS:
-                    log.warning("%s/%s: unknown 核查结论 %r for finding %s, skipped", xlsx_path.name, sheet.title,
-                                verdict, raw_id)
-                    continue
-                try:
-                    finding_id = int(float(raw_id))
-                except ValueError:
-                    log.warning("%s/%s: bad finding_id %r, skipped", xlsx_path.name, sheet.title, raw_id)
-                    continue
-                verdicts[finding_id] = (verdict, _cell(cells, columns, "note") or None)
-    finally:
-        book.close()
-    stored = 0
-    with warehouse.transaction() as conn:
-        for finding_id, (verdict, note) in sorted(verdicts.items()):
-            row = conn.execute("SELECT data_hash FROM mart.findings WHERE finding_id = %s", (finding_id,)).fetchone()
-            if row is None:
-                log.warning("%s: finding %s does not exist, skipped", xlsx_path.name, finding_id)
-                continue
-            conn.execute(
-                "INSERT INTO mart.feedback (finding_id, verdict, note, data_hash, source_file) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (finding_id, source_file) DO NOTHING",
-                (finding_id, verdict, note, row[0], source))
-            stored += 1
-    log.info("feedback %s: %d verdicts", xlsx_path.name, stored)
-    return stored

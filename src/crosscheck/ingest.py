@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from crosscheck.contracts import Contract, contracts
-from crosscheck.masking import mask_ids_in_text
+from crosscheck.masking import for_people
 from crosscheck.normalise import normalise_arrow, normalise_text
 from crosscheck.pickup import Drop, archive, safe_display_name
 from crosscheck.read import FileRejected, open_extract
@@ -29,6 +29,7 @@ from crosscheck.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
+TERMINAL = ("loaded", "duplicate", "rejected", "superseded", "held")
 
 # Arrow types of the normalised values, by contract column type (the core tables of the migrations
 # match them: tests/test_catalogue.py).
@@ -45,7 +46,7 @@ class FileOutcome:
 
     department: str
     file_name: str
-    status: str  # staged | loaded | duplicate | rejected | superseded | skipped
+    status: str  # staged | loaded | held | duplicate | rejected | superseded | skipped
     file_id: int | None = None
     extract: str | None = None
     as_of: date | None = None
@@ -59,6 +60,10 @@ class FileOutcome:
         if self.status in ("loaded", "staged"):
             return (f"{self.department}/{self.file_name}: {self.status} — received {self.rows_received}, "
                     f"loaded {self.rows_loaded}, quarantined {self.rows_quarantined}")
+        if self.status == "held":
+            return (f"{self.department}/{self.file_name}: HELD (file {self.file_id}, not loaded; the previous snapshot "
+                    f"stays in use; crosscheck release {self.file_id}) — received {self.rows_received}, "
+                    f"quarantined {self.rows_quarantined}")
         return f"{self.department}/{self.file_name}: {self.status} — {self.reason or ''}"
 
 
@@ -75,7 +80,7 @@ def _abandon_unfinished(conn, drop: Drop) -> None:
     """A previous attempt at this very file died half-way (killed, server restart): clear it."""
     rows = conn.execute(
         "SELECT file_id, extract FROM ingest.files WHERE department = %s AND file_name = %s "
-        "AND status NOT IN ('loaded','duplicate','rejected','superseded','abandoned')",
+        "AND status NOT IN ('loaded','duplicate','rejected','superseded','held','abandoned')",
         (drop.department, safe_display_name(drop.name))).fetchall()
     for file_id, extract in rows:
         if extract in contracts():
@@ -87,12 +92,14 @@ def _abandon_unfinished(conn, drop: Drop) -> None:
 
 
 def record_rejected_drop(warehouse: Warehouse, drop: Drop) -> FileOutcome | None:
-    """Record a drop pick-up refused (bad name, link, folder, too big) once; None if already recorded."""
+    """Record a drop pick-up refused (bad name, link, folder, too big) once; None if already recorded —
+    or if this very file was handled before: a file loaded last year, now outside the date window, or
+    outvoted by a newer file of its date, keeps the receipt it has."""
     with warehouse.transaction() as conn:
         seen = conn.execute(
-            "SELECT 1 FROM ingest.files WHERE department = %s AND file_name = %s AND status = 'rejected' "
+            "SELECT 1 FROM ingest.files WHERE department = %s AND file_name = %s AND status = ANY(%s) "
             "AND size_bytes IS NOT DISTINCT FROM %s AND mtime_ns IS NOT DISTINCT FROM %s",
-            (drop.department, safe_display_name(drop.name), drop.size, drop.mtime_ns)).fetchone()
+            (drop.department, safe_display_name(drop.name), list(TERMINAL), drop.size, drop.mtime_ns)).fetchone()
         if seen:
             return None
         file_id = _insert_file(conn, drop, status="rejected", reason=drop.reason)
@@ -127,7 +134,7 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"file:{drop.department}/{name}",))
         seen = conn.execute(
             "SELECT file_id, status, reason FROM ingest.files WHERE department = %s AND file_name = %s "
-            "AND sha256 = %s AND mtime_ns = %s AND status IN ('loaded','duplicate','rejected','superseded') "
+            "AND sha256 = %s AND mtime_ns = %s AND status IN ('loaded','duplicate','rejected','superseded','held') "
             "ORDER BY file_id DESC LIMIT 1", (drop.department, name, sha, drop.mtime_ns)).fetchone()
         if seen:
             return FileOutcome(drop.department, name, "skipped", seen[0], drop.extract, drop.as_of,
@@ -137,7 +144,7 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
             # Same bytes for the same extract and date. The same bytes under a new date are that
             # date's snapshot (a registry that did not change overnight) and are loaded.
             "SELECT file_name, received_at FROM ingest.files WHERE extract = %s AND as_of = %s AND sha256 = %s "
-            "AND status IN ('loaded','superseded') ORDER BY file_id LIMIT 1",
+            "AND status IN ('loaded','superseded','held') ORDER BY file_id LIMIT 1",
             (drop.extract, drop.as_of, sha)).fetchone()
         if earlier:
             reason = (f"与 {earlier[1]:%Y-%m-%d %H:%M} 已接收的文件 {earlier[0]} 内容完全相同（重复报送），"
@@ -145,7 +152,8 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
             file_id = _insert_file(conn, drop, status="duplicate", reason=reason, sha256=sha,
                                    archive_path=str(archived))
             return FileOutcome(drop.department, name, "duplicate", file_id, drop.extract, drop.as_of, reason)
-        file_id = _insert_file(conn, drop, status="receiving", sha256=sha, archive_path=str(archived))
+        file_id = _insert_file(conn, drop, status="receiving", sha256=sha, archive_path=str(archived),
+                               reason=drop.note)
 
     try:
         extract = open_extract(archived, contract, settings.max_xlsx_uncompressed_bytes)
@@ -163,7 +171,7 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
         # it with a receipt. Left in 'receiving', it would fail again every night and block the department.
         if not isinstance(exc, FileRejected):
             # a parser error may quote the offending line, ID numbers included
-            log.warning("%s/%s cannot be read: %s", drop.department, name, mask_ids_in_text(str(exc)))
+            log.warning("%s/%s cannot be read: %s", drop.department, name, for_people(str(exc)))
             exc = FileRejected("文件内容无法完整读取（格式错误或文件已损坏），请重新导出后报送",
                                {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
         with warehouse.transaction() as conn:
@@ -261,11 +269,12 @@ def _quarantine(conn, records) -> None:
             copy.write_row(record)
 
 
-def load_file(warehouse: Warehouse, file_id: int) -> FileOutcome:
+def load_file(warehouse: Warehouse, file_id: int, release: bool = False) -> FileOutcome:
     """Make this file's staged rows the core snapshot of its extract and as-of date — atomically.
 
     The quarantined rows are deleted from the file's staging table, which then replaces the previous
-    partition of that date in core.<extract>: no row is copied again.
+    partition of that date in core.<extract>: no row is copied again. ``release``: a held file too
+    (see release_file).
     """
     with warehouse.transaction() as conn:
         row = conn.execute(
@@ -274,8 +283,11 @@ def load_file(warehouse: Warehouse, file_id: int) -> FileOutcome:
         department, name, extract_name, as_of, status, received, _ = row
         if status == "loaded":
             return _outcome(conn, file_id)
-        if status not in ("staged", "validated"):
+        if status not in ("staged", "validated") and not (release and status == "held"):
             raise RuntimeError(f"file {file_id} is {status}, cannot be loaded")
+        if status == "held":
+            conn.execute("UPDATE ingest.files SET released_at = now(), reason = %s WHERE file_id = %s",
+                         (_released_reason(conn, file_id), file_id))
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"core:{extract_name}",))
         parent, table = sql.Identifier(extract_name), sql.Identifier(file_table(extract_name, file_id))
         conn.execute(sql.SQL("DELETE FROM staging.{} WHERE row_number IN "
@@ -331,3 +343,116 @@ def _outcome(conn, file_id: int) -> FileOutcome:
 def file_outcome(warehouse: Warehouse, file_id: int) -> FileOutcome:
     with warehouse.connect() as conn:
         return _outcome(conn, file_id)
+
+
+# ------------------------------------------------------------------------------------- held files
+
+
+class ReleaseRefused(Exception):
+    """``crosscheck release`` cannot release that file; the message is one line (Chinese / English)."""
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def hold_decision(conn, file_id: int, settings: Settings) -> dict | None:
+    """Why this staged (validated) file should be held, with the figures — or None to load it.
+
+    The reference is the extract's last ``hold_history_files`` loaded files (superseded ones were
+    loaded too; held ones never count, so a run of damaged files does not become the norm).
+    """
+    extract_name, received = conn.execute(
+        "SELECT extract, rows_received FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
+    quarantined = conn.execute("SELECT count(DISTINCT row_number) FROM ingest.quarantine WHERE file_id = %s",
+                               (file_id,)).fetchone()[0]
+    loadable = received - quarantined
+    share = quarantined / received if received else 0.0
+    history = conn.execute(
+        "SELECT file_id, as_of, rows_received, rows_loaded, rows_quarantined FROM ingest.files "
+        "WHERE extract = %s AND status IN ('loaded', 'superseded') AND file_id <> %s AND rows_received > 0 "
+        "ORDER BY as_of DESC, file_id DESC LIMIT %s",
+        (extract_name, file_id, settings.hold_history_files)).fetchall()
+    figures = {"rows_received": received, "rows_quarantined": quarantined, "rows_loadable": loadable,
+               "quarantine_share": round(share, 4), "history_files": [h[0] for h in history],
+               "history_as_of": [h[1].isoformat() for h in history]}
+    reasons = []
+    big_enough = received >= settings.hold_min_rows
+    if loadable == 0:
+        reasons.append(f"全部 {received} 行均无法使用（退回 {quarantined} 行），入库将清空该数据项")
+    elif big_enough and share > settings.hold_quarantine_share_max:
+        reasons.append(f"退回 {quarantined} 行，占 {share:.1%}，超过上限 {settings.hold_quarantine_share_max:.0%}")
+    if history:
+        median_share = _median([h[4] / h[2] for h in history])
+        median_rows = _median([h[3] for h in history])
+        figures.update(median_quarantine_share=round(median_share, 4), median_rows_loaded=median_rows)
+        if big_enough and loadable and share > median_share + settings.hold_quarantine_share_margin:
+            reasons.append(f"退回比例 {share:.1%}，明显高于近 {len(history)} 次入库的中位数 {median_share:.1%}")
+        if median_rows >= settings.hold_min_rows and loadable < settings.hold_rows_min_fraction * median_rows:
+            reasons.append(f"可入库 {loadable} 行，不足近 {len(history)} 次入库行数中位数 {median_rows:g} 行的 "
+                           f"{settings.hold_rows_min_fraction:.0%}，文件可能被截断或导出不完整")
+    if not reasons:
+        return None
+    figures["reasons"] = reasons
+    return figures
+
+
+def _held_reason(figures: dict, note: str | None) -> str:
+    text = ("本文件暂未入库（暂扣）：" + "；".join(figures["reasons"])
+            + "。系统继续使用该数据项此前的数据。请核对后重新导出报送；如确认本文件无误，请联系区数据管理员放行。")
+    return text + (f"（另：{note}）" if note else "")
+
+
+def _released_reason(conn, file_id: int) -> str:
+    hold, = conn.execute("SELECT hold FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
+    moment = conn.execute("SELECT now()").fetchone()[0]
+    why = "；".join((hold or {}).get("reasons", []))
+    return f"本文件曾被暂扣（{why}），已于 {moment:%Y-%m-%d %H:%M} 由区数据管理员确认放行，按原样入库。"
+
+
+def load_or_hold(warehouse: Warehouse, file_id: int, settings: Settings) -> FileOutcome:
+    """Load a validated file — unless its quarantine share or row count departs grossly from the
+    extract's recent history (hold_decision): then it is held. Its staging table and quarantine stay
+    as they are (nothing lost; release_file loads exactly them); core keeps the previous snapshot."""
+    with warehouse.transaction() as conn:
+        status, reason = conn.execute("SELECT status, reason FROM ingest.files WHERE file_id = %s FOR UPDATE",
+                                      (file_id,)).fetchone()
+        if status in ("staged", "validated"):
+            figures = hold_decision(conn, file_id, settings)
+            if figures is not None:
+                conn.execute("UPDATE ingest.files SET status = 'held', hold = %s, reason = %s, "
+                             "rows_quarantined = %s WHERE file_id = %s",
+                             (json.dumps(figures, ensure_ascii=False), _held_reason(figures, reason),
+                              figures["rows_quarantined"], file_id))
+                outcome = _outcome(conn, file_id)
+                log.warning("HELD %s/%s (file %s): received %d, loadable %d, quarantined %d — %s",
+                            outcome.department, outcome.file_name, file_id, figures["rows_received"],
+                            figures["rows_loadable"], figures["rows_quarantined"], "; ".join(figures["reasons"]))
+                return outcome
+    return load_file(warehouse, file_id)
+
+
+def release_file(warehouse: Warehouse, file_id: int) -> FileOutcome:
+    """An operator's release of a held file: load it as it would have been loaded (its staging table,
+    validated then), replacing the snapshot of its date. Refused when it is not held, or when a later
+    file of the same extract and date has been loaded since (releasing would silently undo it)."""
+    with warehouse.connect() as conn:
+        row = conn.execute("SELECT status, extract, as_of FROM ingest.files WHERE file_id = %s",
+                           (file_id,)).fetchone()
+        if row is None:
+            raise ReleaseRefused(f"没有编号为 {file_id} 的文件 / no file {file_id}")
+        status, extract_name, as_of = row
+        if status != "held":
+            raise ReleaseRefused(f"文件 {file_id} 未被暂扣（状态 {status}），无需放行 / file {file_id} is not held "
+                                 f"(status {status})")
+        later = conn.execute("SELECT file_id FROM ingest.files WHERE extract = %s AND as_of = %s AND file_id > %s "
+                             "AND status = 'loaded'", (extract_name, as_of, file_id)).fetchone()
+        if later:
+            raise ReleaseRefused(f"同一数据日期已有更新的文件 {later[0]} 入库，不能放行较早的文件 {file_id} / "
+                                 f"a later file {later[0]} of that date is loaded; file {file_id} is not released")
+    outcome = load_file(warehouse, file_id, release=True)
+    log.warning("RELEASED %s/%s (file %s): loaded %d, quarantined %d", outcome.department, outcome.file_name,
+                file_id, outcome.rows_loaded, outcome.rows_quarantined)
+    return outcome

@@ -198,6 +198,10 @@ def notify(message: str, subject: str | None = None, conn_id: str | None = None)
     conn_id = conn_id or notifier_conn_id()
     if not conn_id:
         return False
+    from crosscheck.masking import for_people
+
+    # a notification leaves the system (a chat group, a mailbox): an error quoting data passes the policy
+    message, subject = for_people(message), for_people(subject)
     conn = _connection(conn_id)
     kind = (conn.conn_type or "").lower()
     subject = subject or message.splitlines()[0][:120]

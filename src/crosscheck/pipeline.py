@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from crosscheck.ingest import FileOutcome, load_file, record_rejected_drop, stage_drop
+from crosscheck.ingest import FileOutcome, load_or_hold, record_rejected_drop, stage_drop
 from crosscheck.pickup import scan
 from crosscheck.receipts import write_receipt
 from crosscheck.settings import DEPARTMENTS, Settings, get_settings
@@ -39,7 +39,8 @@ def ingest_department(warehouse: Warehouse, department: str, landing: Path, sett
     return ingest_departments(warehouse, [department], landing, settings)
 
 
-def ingest_departments(warehouse: Warehouse, departments, landing: Path, settings: Settings) -> list[FileOutcome]:
+def ingest_departments(warehouse: Warehouse, departments, landing: Path, settings: Settings,
+                       night: date | None = None) -> list[FileOutcome]:
     """Every file of the departments' drop folders, each in its own transactions: one bad file never
     stops the others. Infrastructure errors (database down) propagate so the task is retried.
 
@@ -55,7 +56,7 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
             return stage_drop(warehouse, drop, settings)
 
     with stage("pickup"):
-        drops = scan(landing, settings, list(departments))
+        drops = scan(landing, settings, list(departments), night=night)
     outcomes = []
     if any(d.state == "ready" for d in drops):
         # Importing GX takes seconds: do it while the first file is read, not after.
@@ -75,13 +76,13 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
                         with stage(f"extract:{drop.extract}"):  # per extract, for rows/s in the benchmark
                             with stage("validate"):
                                 validate_file(warehouse, outcome.file_id)
-                            with stage("load"):
-                                outcome = load_file(warehouse, outcome.file_id)
+                            with stage("load"):  # or held: the previous snapshot stays in use
+                                outcome = load_or_hold(warehouse, outcome.file_id, settings)
                 if outcome is None or outcome.status == "skipped":
                     continue
                 with stage("receipts"):
                     write_receipt(warehouse, outcome.file_id, settings.outbox_dir)
-                log.info("%s", outcome.summary())
+                (log.warning if outcome.status == "held" else log.info)("%s", outcome.summary())
                 outcomes.append(outcome)
         finally:
             # On an error, files not yet staged are left for the retry (a half-staged one is cleared then).
@@ -132,18 +133,12 @@ def night_lock(warehouse: Warehouse, wait: bool = False, shared: bool = False):
 
 
 def apply_feedback_folder(warehouse: Warehouse, settings: Settings) -> int:
-    """Store the verdicts of every work list returned to the feedback folder (idempotent per file)."""
-    from crosscheck.compare import apply_feedback
+    """Store the verdicts of every work list returned to the feedback folder (crosscheck.feedback:
+    checked row by row, a receipt each, a bad file moved aside); return how many were stored."""
+    from crosscheck.feedback import apply_feedback_folder as apply_folder
 
-    folder = settings.feedback_dir
-    if not folder.is_dir():
-        return 0
-    stored = 0
-    for path in sorted(folder.glob("*.xlsx")):
-        if path.is_symlink() or path.name.startswith(("~$", ".")):
-            continue  # links are never followed; ~$ files are Excel's lock files
-        stored += apply_feedback(warehouse, path)
-    return stored
+    with stage("feedback"):
+        return sum(r.stored for r in apply_folder(warehouse, settings))
 
 
 def compare_night(warehouse: Warehouse, as_of: date, settings: Settings):
@@ -155,6 +150,17 @@ def compare_night(warehouse: Warehouse, as_of: date, settings: Settings):
 
 def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
                   worklists: bool = True) -> dict:
+    """Publish the night's files at out_dir whole or not at all (crosscheck.publishing): written into
+    a fresh set, then out_dir is switched to it; paths returned as readers reach them, through out_dir."""
+    from crosscheck.publishing import publishing, visible
+
+    with publishing(out_dir) as folder:
+        outputs = write_night(warehouse, as_of, folder, settings, worklists=worklists)
+    return {name: visible(out_dir, path, folder) for name, path in outputs.items()}
+
+
+def write_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
+                worklists: bool = True) -> dict:
     """Write the files interface.md promises for the night into out_dir; for a deployment of several
     districts, each district's mismatches.csv, kpis.csv and report.html into districts/<code>/ too."""
     from crosscheck.compare import write_kpis, write_mismatches
@@ -189,29 +195,66 @@ def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Se
 
 def run_night(landing: Path, as_of: date, warehouse_url: str | None = None, out_dir: Path | None = None,
               settings: Settings | None = None) -> NightResult:
+    from crosscheck.publishing import PublishError, check_out
+    from crosscheck.warehouse import WarehouseMissing
+
     settings = settings or get_settings()
     if not landing.is_dir():
         raise RunFailed(f"landing folder {landing} does not exist")
+    out_dir = out_dir or settings.reports_dir / as_of.isoformat()
+    try:  # before any work: a bad --out used to fail only after ingest and compare had run
+        check_out(out_dir, landing)
+    except PublishError as exc:
+        raise RunFailed(str(exc)) from None
     try:
         warehouse = open_warehouse(warehouse_url)
+    except WarehouseMissing as exc:
+        raise RunFailed(str(exc)) from None
     except Exception as exc:  # an unreachable server is the operator's first question
         target = redact(warehouse_url) if warehouse_url else "the embedded PostgreSQL"
         raise RunFailed(f"cannot open the warehouse at {target}: {str(exc).splitlines()[0]}") from exc
-    out_dir = out_dir or settings.reports_dir / as_of.isoformat()
     result = NightResult(as_of, out_dir)
-    with night_lock(warehouse):
-        started = time.perf_counter()
-        result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings)
-        result.seconds["ingest"] = time.perf_counter() - started
-        started = time.perf_counter()
-        apply_feedback_folder(warehouse, settings)
-        result.compare = compare_night(warehouse, as_of, settings)
-        result.seconds["compare"] = time.perf_counter() - started
-        started = time.perf_counter()
-        result.outputs = publish_night(warehouse, as_of, out_dir, settings)
-        result.seconds["publish"] = time.perf_counter() - started
+    step = "ingest"
+    try:
+        with night_lock(warehouse):
+            started = time.perf_counter()
+            result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings, night=as_of)
+            result.seconds["ingest"] = time.perf_counter() - started
+            step, started = "compare", time.perf_counter()
+            apply_feedback_folder(warehouse, settings)
+            result.compare = compare_night(warehouse, as_of, settings)
+            result.seconds["compare"] = time.perf_counter() - started
+            step, started = "publish", time.perf_counter()
+            result.outputs = publish_night(warehouse, as_of, out_dir, settings)
+            result.seconds["publish"] = time.perf_counter() - started
+    except Exception as exc:
+        if not connection_lost(exc):
+            raise
+        # The traceback is for the log file; the operator gets one line (interface.md).
+        log.error("the warehouse connection was lost during %s", step, exc_info=True)
+        raise RunFailed(f"仓库数据库连接中断（{step} 阶段），本次比对未完成，已发布的结果保持不变 / the warehouse connection "
+                        f"was lost during {step}; the night did not complete, published outputs are unchanged: "
+                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
     return result
 
 
-__all__ = ["RunFailed", "apply_feedback_folder", "compare_night", "ingest_department", "ingest_departments", "night_lock", "publish_night",
-           "run_night"]
+def connection_lost(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) is the database going away: a refused or broken
+    connection, a server shutting down, a terminated backend — psycopg's or SQLAlchemy's (GX)."""
+    import psycopg
+    import sqlalchemy.exc
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | sqlalchemy.exc.OperationalError
+                      | sqlalchemy.exc.InterfaceError):
+            return True
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+__all__ = ["RunFailed", "apply_feedback_folder", "compare_night", "connection_lost", "ingest_department", "ingest_departments",
+           "night_lock", "publish_night", "run_night", "write_night"]

@@ -7,6 +7,7 @@ recorded, so a receipt can be rewritten at any time from ``ingest.files`` and ``
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -14,13 +15,14 @@ import jinja2
 
 from crosscheck.catalogue import departments
 from crosscheck.contracts import contracts
-from crosscheck.settings import INCLUDE_DIR
+from crosscheck.settings import INCLUDE_DIR, USERS_ZONE
 from crosscheck.warehouse import Warehouse
 
 DEPARTMENT_ZH = {code: dept.full for code, dept in departments().items()}
 STATUS_ZH = {"loaded": "已接收入库", "rejected": "拒收（整个文件未入库）", "duplicate": "重复报送（未重复入库）",
              "superseded": "已入库，后被同日期的更正文件替代", "staged": "处理中", "validated": "处理中",
-             "receiving": "处理中", "abandoned": "处理中断，已重新处理"}
+             "receiving": "处理中", "abandoned": "处理中断，已重新处理",
+             "held": "暂扣（未入库，继续使用此前的数据）"}
 ENCODING_ZH = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8（带BOM）", "gb18030": "GB18030（GBK）"}
 MAX_STEM_BYTES = 180  # of the received file name in the receipt's name
 _UNSAFE_IN_NAMES = str.maketrans({ch: "_" for ch in '/\\:*?"<>|'})
@@ -35,11 +37,13 @@ def _template() -> jinja2.Template:
 
 
 def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
+    from crosscheck.pull import pulled_from  # pull imports the pipeline, which imports this module
+
     with warehouse.connect() as conn:
         f = conn.execute(
             "SELECT department, extract, as_of, file_name, sha256, format, encoding, header_mapping, "
-            "received_at, status, reason, rows_received, rows_loaded, rows_quarantined, warnings "
-            "FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
+            "received_at, status, reason, rows_received, rows_loaded, rows_quarantined, warnings, "
+            "hold, released_at FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
         # earlier files of the same extract and date this one replaced (a corrected drop), or the one that
         # replaced this one: the clerk reads on the receipt which file counts
         replaced = conn.execute(
@@ -53,8 +57,9 @@ def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
         rejected = conn.execute(
             "SELECT row_number, column_name, value_raw, rule, reason FROM ingest.quarantine "
             "WHERE file_id = %s ORDER BY row_number, column_name NULLS FIRST", (file_id,)).fetchall()
+        pulled = pulled_from(conn, f[0], f[3], f[4])  # a pulled extract: from which connection and path
     (department, extract, as_of, file_name, sha, fmt, encoding, mapping, received_at, status, reason,
-     received, loaded, quarantined, warnings) = f
+     received, loaded, quarantined, warnings, hold, released_at) = f
     contract = contracts().get(extract) if extract else None
     header_of = {}
     if contract:
@@ -69,21 +74,30 @@ def receipt_data(warehouse: Warehouse, file_id: int) -> dict:
         "as_of": as_of.isoformat() if as_of else None, "file_name": file_name, "sha256": sha,
         "format": fmt, "encoding": encoding, "encoding_zh": ENCODING_ZH.get(encoding, encoding),
         "missing_columns": details.get("missing_columns", []), "closest_headers": details.get("closest_headers", {}),
-        "received_at": f"{received_at:%Y-%m-%d %H:%M:%S}",
+        "received_at": shown_time(received_at),
         "status": status, "status_zh": STATUS_ZH.get(status, status), "reason": reason,
         "rows_received": received, "rows_loaded": loaded, "rows_quarantined": quarantined,
         "header_mapping": [[found, contract.column(c).header if contract else c] for found, c in (mapping or [])],
         "warnings": [str(w) for w in warnings_list],
-        "supersedes": [{"file_id": r[0], "file_name": r[1], "received_at": f"{r[2]:%Y-%m-%d %H:%M:%S}"}
+        "supersedes": [{"file_id": r[0], "file_name": r[1], "received_at": shown_time(r[2])}
                        for r in replaced],
         "superseded_by": None if replaced_by is None else {
             "file_id": replaced_by[0], "file_name": replaced_by[1],
-            "received_at": f"{replaced_by[2]:%Y-%m-%d %H:%M:%S}"},
+            "received_at": shown_time(replaced_by[2])},
+        # a held file: its figures against the extract's recent history (crosscheck.ingest.hold_decision)
+        "hold": hold, "released_at": None if released_at is None else shown_time(released_at),
+        "pulled_from": pulled,
         "rejected_count": len(rejected),
         "rejected_rows": [
             {"row_number": r[0], "column": header_of.get(r[1], r[1]) if r[1] else None, "value": r[2],
              "rule": r[3], "reason": r[4]} for r in rejected],
     }
+
+
+def shown_time(moment: datetime) -> str:
+    """A time as the clerk's clock says it, with its zone: received at 17:03 UTC reads 01:03 of the next day
+    (the database session's own zone, whatever the server is set to, plays no part)."""
+    return f"{moment.astimezone(USERS_ZONE):%Y-%m-%d %H:%M:%S} 北京时间（UTC+8）"
 
 
 def _details_zh(details: dict) -> list[str]:

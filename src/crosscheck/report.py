@@ -20,9 +20,9 @@ from psycopg.rows import dict_row
 
 from crosscheck.catalogue import RULES, SEVERITIES, SEVERITY_ZH
 from crosscheck.compare import STATUS_ZH, WORKLIST_SHEETS, district_scope
-from crosscheck.masking import mask_id, mask_ids_in_text
+from crosscheck.masking import row_for_people
 from crosscheck.reference import District, deployment_districts
-from crosscheck.settings import INCLUDE_DIR, Settings
+from crosscheck.settings import INCLUDE_DIR, USERS_TIMEZONE, Settings
 from crosscheck.warehouse import Warehouse
 
 HEADLINE = ["参保率", "代缴率", "待遇应享尽享率", "贫困人员就业人数", "公益性岗位安置", "死亡冒领金额"]
@@ -50,16 +50,19 @@ def gather(warehouse: Warehouse, as_of: date) -> dict:
             WHERE n.as_of = %s ORDER BY f.rule_code, f.town NULLS LAST, f.id_number, f.period""", (as_of,))
         indicators = _rows(conn, """SELECT as_of, indicator, scope, numerator, denominator, value
             FROM mart.indicators WHERE as_of <= %s ORDER BY as_of, indicator, scope""", (as_of,))
-        freshness = _rows(conn, """SELECT department, extract, data_as_of, age_days, stale
+        freshness = _rows(conn, """SELECT department, extract, data_as_of, age_days, stale, held_file_id, held_as_of
             FROM mart.freshness WHERE as_of = %s ORDER BY department, extract""", (as_of,))
         previous = conn.execute("SELECT max(as_of) FROM mart.runs WHERE as_of < %s", (as_of,)).fetchone()[0]
         files = _rows(conn, """SELECT file_id, department, extract, as_of, file_name, status, reason,
                    rows_received, rows_loaded, rows_quarantined, received_at
             FROM mart.files_received
             WHERE status <> 'abandoned' AND ((as_of <= %s AND as_of > coalesce(%s, '-infinity'::date))
-                  OR (as_of IS NULL AND received_at::date <= %s))
-            ORDER BY department, file_name, file_id""", (as_of, previous, as_of))
-    return {"findings": findings, "indicators": indicators, "freshness": freshness, "files": files}
+                  OR (as_of IS NULL AND (received_at AT TIME ZONE %s)::date <= %s))
+            ORDER BY department, file_name, file_id""", (as_of, previous, USERS_TIMEZONE, as_of))
+        # extracts pulled from a department's database or SFTP server: tonight's attempt (pulled, empty, failed)
+        pulls = _rows(conn, """SELECT department, extract, source, conn_id, remote, status, rows_pulled, reason
+            FROM mart.pull_status WHERE as_of = %s ORDER BY department, extract""", (as_of,))
+    return {"findings": findings, "indicators": indicators, "freshness": freshness, "files": files, "pulls": pulls}
 
 
 def _svg(fig) -> str:
@@ -140,11 +143,13 @@ def for_district(data: dict, district: District) -> dict:
 def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...] | None = None) -> str:
     """The report of the districts (default: the deployment's; or one district with ``for_district`` data)."""
     districts = districts or deployment_districts()
-    findings = data["findings"]
+    # Everything the page shows passes the masking policy here, row by row (masking.py).
+    findings = [row_for_people(f) for f in data["findings"]]
+    files = [row_for_people(f) for f in data["files"]]
     table = [{
-        "rule": f["rule_code"], "severity": f["severity"], "id": mask_id(f["id_number"]), "name": f["name"] or "",
+        "rule": f["rule_code"], "severity": f["severity"], "id": f["id_number"], "name": f["name"] or "",
         "town": f["town"] or "", "village": f["village"] or "", "departments": f["departments"] or "",
-        "period": f["period"] or "", "detail": mask_ids_in_text(f["detail"]) or "",
+        "period": f["period"] or "", "detail": f["detail"] or "",
         "amount": None if f["amount"] is None else float(f["amount"]), "status": f["status"],
         "first_seen": str(f["first_seen"]), "last_seen": str(f["last_seen"]),
     } for f in findings]
@@ -175,7 +180,8 @@ def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]
         scope_name="、".join(d.name for d in districts),
         as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
         status_zh=STATUS_ZH, rules=rules, towns=towns, town_grid=town_grid, top=top, groups=list(WORKLIST_SHEETS.values()),
-        headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=data["files"],
+        headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=files,
+        pulls=data.get("pulls", []),
         indicators=[r for r in data["indicators"] if r["as_of"] == as_of], links=links,
     )
 

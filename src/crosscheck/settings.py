@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -30,6 +31,10 @@ ROOT = project_root()
 SQL_DIR = ROOT / "sql"
 INCLUDE_DIR = ROOT / "include"
 EXPECTATIONS_DIR = ROOT / "expectations"
+# The users' time zone (the district is in Chongqing): the DAGs' schedules, the log lines and every time a
+# receipt prints are in it.
+USERS_TIMEZONE = "Asia/Shanghai"
+USERS_ZONE = ZoneInfo(USERS_TIMEZONE)
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -56,6 +61,17 @@ class Settings:
     districts: tuple[str, ...] = ("500151",)
     night_partitions: str = "district"
     night_connections: int = 2
+    # Held files and plausible file dates (include/settings.yaml explains each).
+    hold_quarantine_share_max: float = 0.5
+    hold_quarantine_share_margin: float = 0.2
+    hold_rows_min_fraction: float = 0.5
+    hold_history_files: int = 5
+    hold_min_rows: int = 20
+    as_of_max_future_days: int = 1
+    as_of_max_age_days: int = 400
+    # Where each extract comes from (crosscheck.pull): a per-deployment file, not the contracts, because
+    # connection ids and remote paths differ between deployments while the contract is the same.
+    sources_file: Path | None = None  # None: include/sources.yaml (every extract is a drop)
 
 
 def _tunables() -> dict:
@@ -70,6 +86,8 @@ def _tunables() -> dict:
             values[key] = [v.strip() for v in env.split(",") if v.strip()]
         elif isinstance(default, int):
             values[key] = int(env)
+        elif isinstance(default, float):
+            values[key] = float(env)
         else:
             values[key] = env
     for key in ("subsidy_categories", "districts"):
@@ -89,6 +107,7 @@ def get_settings() -> Settings:
         reports_dir=_env_path("CROSSCHECK_REPORTS", var_dir / "reports"),
         feedback_dir=_env_path("CROSSCHECK_FEEDBACK", var_dir / "feedback"),
         warehouse_url=os.environ.get("CROSSCHECK_WAREHOUSE_URL") or None,
+        sources_file=_env_path("CROSSCHECK_SOURCES", INCLUDE_DIR / "sources.yaml"),
         **_tunables(),
     )
 

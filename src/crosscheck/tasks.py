@@ -8,13 +8,14 @@ so a DAG file that references this module still parses in milliseconds.
 
 Per department (one ingest DAG each)::
 
-    pending_drops  → stage_one (per file) → validate_one (per file) → load_one (per file) → summarise_department
+    pull_sources → pending_drops  → stage_one (per file) → validate_one (per file) → load_one (per file) → summarise_department
 
 The night (the nightly DAG), its heavy steps mapped over the night's partitions (by district or by
 town, setting ``night_partitions``) so that several workers share a night::
 
-    night_as_of → prepare → compare_partition (per partition) → compare → publish ─┐
-                                             write_worklists (per partition) ─┴→ summarise_night
+    night_as_of → prepare → compare_partition (per partition) → compare → write_worklists (per partition)
+                → publish (writes the rest into the night's fresh set, then switches reports/<as_of> to it)
+                → summarise_night
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from crosscheck.masking import install_log_redaction
+from crosscheck.settings import USERS_TIMEZONE as TZ  # the DAGs import TZ from here
 
 log = logging.getLogger(__name__)
+install_log_redaction()  # task logs are read by operators: no ID number or birth date in them (masking.py)
 
-TZ = "Asia/Shanghai"
 ASSET_SCHEME = "crosscheck"
-TERMINAL = ("loaded", "duplicate", "rejected", "superseded")
+TERMINAL = ("loaded", "duplicate", "rejected", "superseded", "held")
 
 
 def asset_uri(extract: str) -> str:
@@ -90,6 +95,23 @@ def pending_drops(department: str, settings=None, warehouse=None) -> list[str]:
              department, len(drops), len(pending), len(waiting),
              (": " + ", ".join(pending)) if pending else "")
     return pending
+
+
+def pull_sources(department: str, run_after=None, settings=None, warehouse=None) -> list[dict]:
+    """Pull the department's extracts whose source is a database or an exchange server (sources.yaml)
+    into its drop folder, for yesterday (Asia/Shanghai) of the run; extracts already pulled for that date
+    are left alone. Nothing for the date is recorded, not an error; a failed pull raises (retried)."""
+    from crosscheck.pull import department_sources, pull_department
+
+    settings = settings or _settings()
+    if not department_sources(department, settings):
+        log.info("%s: every extract is dropped by the department; nothing to pull", department)
+        return []
+    as_of = _local_date(run_after) - timedelta(days=1)
+    warehouse = warehouse or _warehouse(settings)
+    outcomes = pull_department(department, as_of, settings, warehouse, only_new=True)
+    return [{"extract": o.extract, "status": o.status, "file_name": o.file_name, "remote": o.remote,
+             "rows": o.rows, "size": o.size, "reason": o.reason} for o in outcomes]
 
 
 def _outcome_dict(outcome) -> dict:
@@ -163,7 +185,7 @@ def validate_one(outcome: dict, warehouse=None) -> dict:
 def load_one(outcome: dict, settings=None, warehouse=None) -> dict:
     """Load a validated file into core (atomically) and write its receipt; receipts also for
     rejected and duplicate files. A refused file is a receipt, never a task failure."""
-    from crosscheck.ingest import file_outcome, load_file
+    from crosscheck.ingest import file_outcome, load_or_hold
     from crosscheck.receipts import write_receipt
 
     settings = settings or _settings()
@@ -171,7 +193,9 @@ def load_one(outcome: dict, settings=None, warehouse=None) -> dict:
         return outcome
     warehouse = warehouse or _warehouse(settings)
     if outcome["status"] in ("staged", "validated"):
-        result = _outcome_dict(load_file(warehouse, outcome["file_id"]))
+        result = _outcome_dict(load_or_hold(warehouse, outcome["file_id"], settings))
+        if result["status"] == "held":
+            _alert_held(result)
     else:
         result = _outcome_dict(file_outcome(warehouse, outcome["file_id"]))
     result["expectations_failed"] = outcome.get("expectations_failed", {})
@@ -179,6 +203,21 @@ def load_one(outcome: dict, settings=None, warehouse=None) -> dict:
     result["receipt"] = str(receipt)
     log.info("%s; receipt %s", describe_outcome(result), receipt)
     return result
+
+
+def _alert_held(o: dict) -> None:
+    """A held file is the operator's to look at: a warning line with the counts, and the project's
+    notifier (monitoring.notify; off unless configured). A notifier that fails never fails the task."""
+    from crosscheck.monitoring import first_line, notify
+
+    line = (f"[crosscheck] HELD {o['department']}/{o['file_name']} (file {o['file_id']}, {o['extract']} as of "
+            f"{o['as_of']}): received {o['rows_received']}, quarantined {o['rows_quarantined']}; not loaded, the "
+            f"previous snapshot stays in use; release with: crosscheck release {o['file_id']}")
+    log.warning("%s", line)
+    try:
+        notify(line, subject=f"[crosscheck] HELD {o['department']}/{o['extract']}")
+    except Exception as exc:  # noqa: BLE001
+        log.warning("[crosscheck] could not send the notification: %s", first_line(exc))
 
 
 def summarise_department(department: str, outcomes: list[dict]) -> dict:
@@ -196,12 +235,15 @@ def summarise_department(department: str, outcomes: list[dict]) -> dict:
         "loaded": [{"extract": o["extract"], "as_of": o["as_of"], "file_id": o["file_id"],
                     "rows_loaded": o["rows_loaded"], "rows_rejected": o["rows_quarantined"]}
                    for o in outcomes if o["status"] == "loaded"],
+        "held": [{"extract": o["extract"], "as_of": o["as_of"], "file_id": o["file_id"], "file_name": o["file_name"],
+                  "rows_received": o["rows_received"], "rows_rejected": o["rows_quarantined"]}
+                 for o in outcomes if o["status"] == "held"],
     }
     log.info("%s: files %d (%s); rows received %d, loaded %d, rejected %d; extracts refreshed: %s",
              department, len(outcomes), ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none",
              received, loaded, rejected_rows, ", ".join(extracts) or "none")
     for o in outcomes:
-        if o["status"] in ("rejected", "duplicate"):
+        if o["status"] in ("rejected", "duplicate", "held"):
             log.warning("%s", describe_outcome(o))
     return summary
 
@@ -256,9 +298,10 @@ def _findings_summary(warehouse, as_of: date) -> dict:
                 counts.setdefault(status, {})[severity] = n
             freshness = [
                 {"department": d, "extract": e, "data_as_of": a.isoformat() if a else None, "age_days": g,
-                 "stale": s}
-                for d, e, a, g, s in conn.execute(
-                    "SELECT department, extract, data_as_of, age_days, stale FROM mart.freshness "
+                 "stale": s, "held_file_id": h, "held_as_of": ha.isoformat() if ha else None}
+                for d, e, a, g, s, h, ha in conn.execute(
+                    "SELECT department, extract, data_as_of, age_days, stale, held_file_id, held_as_of "
+                    "FROM mart.freshness "
                     "WHERE as_of = %s ORDER BY department, extract", (as_of,)).fetchall()]
         except Exception as exc:  # the mart is the comparison's; a schema change must not hide the run
             log.warning("cannot summarise the findings: %s", str(exc).splitlines()[0])
@@ -266,20 +309,34 @@ def _findings_summary(warehouse, as_of: date) -> dict:
 
 
 def prepare(as_of: str, settings=None, warehouse=None) -> list[dict]:
-    """Read returned work lists, set up the night, and plan its partitions (under the night lock)."""
+    """Read returned work lists, set up the night, and plan its partitions (under the night lock).
+    Each partition names the night's fresh publish set (``publish_set``): the work-list tasks and
+    ``publish`` write into it, and ``publish`` switches reports/<as_of> to it once at the end."""
     from crosscheck.compare import prepare_compare
     from crosscheck.pipeline import apply_feedback_folder, night_lock
-    from crosscheck.worklists import clear_worklists
+    from crosscheck.publishing import check_out, new_set
 
     settings = settings or _settings()
+    out_dir = check_out(settings.reports_dir / as_of, settings.landing_dir)
     warehouse = warehouse or _warehouse(settings)
     with night_lock(warehouse):
         verdicts = apply_feedback_folder(warehouse, settings)
         partitions = prepare_compare(warehouse, date.fromisoformat(as_of), settings)
-    clear_worklists(settings.reports_dir / as_of)
-    log.info("night %s set up; %d verdicts read from returned work lists; %d partitions (%s): %s", as_of, verdicts,
-             len(partitions), settings.night_partitions, ", ".join(p["key"] for p in partitions))
+    folder = new_set(out_dir)
+    (folder / "worklists").mkdir()
+    partitions = [{**p, "publish_set": folder.name} for p in partitions]
+    log.info("night %s set up; %d verdicts read from returned work lists; %d partitions (%s): %s; outputs into %s",
+             as_of, verdicts, len(partitions), settings.night_partitions, ", ".join(p["key"] for p in partitions),
+             folder.name)
     return partitions
+
+
+def _publish_set(settings, as_of: str, partitions) -> Path | None:
+    """The publish set prepare made for this night (None when the partitions name none)."""
+    from crosscheck.publishing import set_for
+
+    name = next((p.get("publish_set") for p in partitions or () if p.get("publish_set")), None)
+    return set_for(settings.reports_dir / as_of, name) if name else None
 
 
 def compare_partition(as_of: str, partition: dict, warehouse=None) -> dict:
@@ -325,7 +382,9 @@ def write_worklists(as_of: str, partition: dict, settings=None, warehouse=None) 
 
     settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
-    out_dir = settings.reports_dir / as_of
+    out_dir = _publish_set(settings, as_of, [partition])
+    if out_dir is None:
+        raise ValueError(f"partition {partition['key']} names no publish set; rerun the night from prepare")
     with night_lock(warehouse, shared=True):
         paths = write_partition_worklists(warehouse, date.fromisoformat(as_of), out_dir, settings,
                                           Partition.from_dict(partition))
@@ -347,19 +406,41 @@ def _log_findings(summary: dict) -> None:
              for f in summary["freshness"] if f["stale"]]
     if stale:
         log.warning("stale data used tonight: %s", ", ".join(stale))
+    held = [f"{f['department']}/{f['extract']} (file {f['held_file_id']} of {f['held_as_of']} held; "
+            f"using {f['data_as_of'] or 'nothing'})" for f in summary["freshness"] if f.get("held_file_id")]
+    if held:
+        log.warning("held files tonight: %s", ", ".join(held))
 
 
-def publish(as_of: str, settings=None, warehouse=None, worklists: bool = True) -> dict:
+def publish(as_of: str, settings=None, warehouse=None, worklists: bool = True, partitions=None) -> dict:
     """Write mismatches.csv, kpis.csv, report.html (per district too) and Data Docs for the night, and
-    the work lists unless the DAG writes them per partition (``worklists=False``)."""
-    from crosscheck.pipeline import night_lock, publish_night
+    the work lists unless the DAG writes them per partition (``worklists=False``). With the partitions
+    of ``prepare``: into the set they name, beside the partitions' work lists, and then reports/<as_of>
+    is switched to that set (once, after every work list is in)."""
+    from crosscheck.pipeline import night_lock, publish_night, write_night
+    from crosscheck.publishing import current, switch, visible
 
     settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
     day = date.fromisoformat(as_of)
     out_dir = settings.reports_dir / as_of
-    with night_lock(warehouse, shared=True):  # reads only: side by side with the work-list partitions
-        outputs = publish_night(warehouse, day, out_dir, settings, worklists=worklists)
+    folder = _publish_set(settings, as_of, partitions)
+    with night_lock(warehouse, shared=True):  # reads only
+        if folder is None:
+            outputs = publish_night(warehouse, day, out_dir, settings, worklists=worklists)
+        elif current(out_dir) == folder:  # a retry after the switch: the set is live, never rewrite it
+            log.info("%s already published", folder.name)
+            written = {"mismatches": folder / "mismatches.csv", "kpis": folder / "kpis.csv",
+                       "report": folder / "report.html", "worklists": folder / "worklists"}
+            if (folder / "districts").is_dir():
+                written["districts"] = folder / "districts"
+        else:
+            written = write_night(warehouse, day, folder, settings, worklists=worklists)
+            if not worklists:
+                written["worklists"] = folder / "worklists"
+            switch(out_dir, folder)
+    if folder is not None:
+        outputs = {name: visible(out_dir, path, folder) for name, path in written.items()}
     result = {}
     for name, path in outputs.items():
         result[name] = str(path)
@@ -373,9 +454,11 @@ def summarise_night(as_of: str, comparison: dict, outputs: dict) -> str:
     for status in ("new", "open"):
         open_.update(comparison.get("findings", {}).get(status, {}))
     stale = [f["extract"] for f in comparison.get("freshness", []) if f.get("stale")]
+    held = [f["extract"] for f in comparison.get("freshness", []) if f.get("held_file_id")]
     report = outputs.get("report") or outputs.get("mismatches")
     text = (f"night {as_of}: findings " + (", ".join(f"{k} {v}" for k, v in sorted(open_.items())) or "none")
-            + (f"; stale: {', '.join(stale)}" if stale else "") + (f"; report {report}" if report else ""))
+            + (f"; stale: {', '.join(stale)}" if stale else "") + (f"; held: {', '.join(held)}" if held else "")
+            + (f"; report {report}" if report else ""))
     log.info("%s", text)
     return text
 

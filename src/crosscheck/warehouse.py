@@ -38,6 +38,8 @@ REPORTING_ROLE = "crosscheck_reporting"
 
 def _libpq_url(url: str) -> str:
     """psycopg wants postgresql://; SQLAlchemy-style URLs carry a +driver suffix."""
+    if "://" not in url:
+        raise ValueError("不是 PostgreSQL 连接地址 / not a PostgreSQL URL (postgresql://user@host:port/database)")
     scheme, rest = url.split("://", 1)
     return "postgresql://" + rest if scheme.startswith("postgres") else url
 
@@ -228,11 +230,49 @@ def server_url(url: str | None = None) -> str:
     return embedded_server().get_uri(EMBEDDED_DATABASE)
 
 
-def open_warehouse(url: str | None = None, migrate: bool = True) -> Warehouse:
-    """The warehouse at ``url`` (or the configured / embedded one), created and migrated."""
+class WarehouseMissing(RuntimeError):
+    """The URL names a database its server does not have (and creating it was not asked for)."""
+
+
+def database_exists(url: str) -> bool:
+    """Whether the server of ``url`` has its database (asked of the server's ``postgres`` database)."""
+    database = urlsplit(_libpq_url(url)).path.lstrip("/")
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is not None
+
+
+def _check_exists(url: str) -> None:
+    """Refuse a URL whose database does not exist: a typo must not start a history-less warehouse."""
+    try:
+        psycopg.connect(url, connect_timeout=10).close()
+        return
+    except psycopg.OperationalError as exc:
+        # libpq gives no SQLSTATE for a refused connection: ask the server whether the database is there.
+        try:
+            missing = not database_exists(url)
+        except psycopg.Error:
+            raise exc from None
+        if not missing:
+            raise
+    database = urlsplit(url).path.lstrip("/")
+    raise WarehouseMissing(
+        f"数据库 {database} 不存在，请先执行 crosscheck warehouse create URL 创建 / database {database!r} of "
+        f"{redact(url)} does not exist; create it with `crosscheck warehouse create URL`")
+
+
+def open_warehouse(url: str | None = None, migrate: bool = True, create: bool | None = None) -> Warehouse:
+    """The warehouse at ``url`` (or the configured / embedded one), migrated.
+
+    ``create``: make the database when it does not exist. By default only the embedded server's own
+    database is made; a URL's database must exist (``WarehouseMissing``), or be asked for with
+    ``create=True`` (``crosscheck warehouse create URL``)."""
+    embedded = not (url or get_settings().warehouse_url)
     url = server_url(url)
     database = urlsplit(url).path.lstrip("/") or EMBEDDED_DATABASE
-    ensure_database(with_database(url, "postgres"), database)
+    if create if create is not None else embedded:
+        ensure_database(with_database(url, "postgres"), database)
+    else:
+        _check_exists(url)
     warehouse = Warehouse(url)
     if migrate:
         warehouse.migrate()

@@ -2,6 +2,9 @@
 
 Only logged-in Airflow users get anything: every route depends on Airflow's own authentication.
 Served files are confined to the reports folder: a night is a date, a path may not leave its folder.
+A night's folder is a link onto its current publish set (crosscheck.publishing), which must lie in
+the reports folder too: a link planted there pointing elsewhere serves nothing.
+Pages (HTML, JSON) are served through the masking policy (``masking.for_people``).
 """
 
 from __future__ import annotations
@@ -11,18 +14,27 @@ import re
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from crosscheck.masking import for_people
 from crosscheck.settings import get_settings
 
 NIGHT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _night_folder(reports_dir: Path, night: str) -> Path | None:
+    """The folder a night's link resolves to, if it is one inside the reports folder."""
+    root = reports_dir.resolve()
+    folder = (reports_dir / night).resolve()
+    return folder if folder.is_relative_to(root) and folder != root and folder.is_dir() else None
 
 
 def _nights(reports_dir: Path) -> list[str]:
     if not reports_dir.is_dir():
         return []
     return sorted((p.name for p in reports_dir.iterdir()
-                   if NIGHT.match(p.name) and (p / "report.html").is_file()), reverse=True)
+                   if NIGHT.match(p.name) and (folder := _night_folder(reports_dir, p.name))
+                   and (folder / "report.html").is_file()), reverse=True)
 
 
 def create_app(require_user=None) -> FastAPI:
@@ -48,13 +60,17 @@ def create_app(require_user=None) -> FastAPI:
 
     @app.get("/nights/{night}/{path:path}")
     def night_file(night: str, path: str):
-        if not NIGHT.match(night):
+        folder = _night_folder(get_settings().reports_dir, night) if NIGHT.match(night) else None
+        if folder is None:
             raise HTTPException(404, "no such night")
-        folder = (get_settings().reports_dir / night).resolve()
         target = (folder / path).resolve()
         if not target.is_relative_to(folder) or not target.is_file() or target.suffix not in (
                 ".html", ".css", ".js", ".png", ".svg", ".json"):
             raise HTTPException(404, html.escape(f"no such file {path}"))
+        if target.suffix in (".html", ".json"):
+            # served through the masking policy too: a page written before it (an older night) leaks nothing
+            media = "text/html; charset=utf-8" if target.suffix == ".html" else "application/json"
+            return Response(for_people(target.read_text(encoding="utf-8", errors="replace")), media_type=media)
         return FileResponse(target)
 
     return app

@@ -1,10 +1,12 @@
 """Work lists for case workers: ``worklists/<town>.xlsx``, one sheet per rule group.
 
 Each sheet: a title, what each rule of the group means, then the table (Chinese headers, frozen
-header row, autofilter, a 核查结论 drop-down and a 备注 column). The layout is the one
-``compare.apply_feedback`` reads back when the filled-in file is dropped in the feedback folder.
-Text that a spreadsheet would run as a formula is neutralised; ID numbers are masked unless the
-setting ``worklist_mask_ids`` is off.
+header row, autofilter, a 核查结论 drop-down and a 备注 column), and a very hidden sheet with the
+list's keyed digest (crosscheck.feedback.seal_workbook). The layout is the one
+``feedback.apply_feedback`` reads back when the filled-in file is dropped in the feedback folder.
+Text that a spreadsheet would run as a formula is neutralised; every cell passes the masking policy
+(``masking.row_for_people``), the ID column is left whole only when the setting ``worklist_mask_ids``
+is off.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from crosscheck.compare import (
     WORKLIST_SHEETS,
     Partition,
 )
-from crosscheck.masking import mask_id, mask_ids_in_text, neutralise_formula
+from crosscheck.feedback import seal_workbook
+from crosscheck.masking import for_people, neutralise_formula, row_for_people
 from crosscheck.settings import Settings
 from crosscheck.warehouse import Warehouse
 
@@ -58,10 +61,22 @@ def worklist_rows(warehouse: Warehouse, as_of: date, partition: Partition = WHOL
         return cur.fetchall()
 
 
+def row_cells(r: dict, mask: bool) -> list:
+    """A finding's cells in a work list, in WORKLIST_COLUMNS order (feedback checks returned rows
+    against them): every cell under the masking policy (masking.py), the ID column whole only when
+    ``mask`` is off."""
+    r = row_for_people(r, mask_ids=mask)
+    values = dict(r, rule_title=RULES[r["rule_code"]].title, severity=SEVERITY_ZH.get(r["severity"], r["severity"]),
+                  status=STATUS_ZH.get(r["status"], r["status"]),
+                  amount=None if r["amount"] is None else float(r["amount"]),
+                  first_seen=str(r["first_seen"]), last_seen=str(r["last_seen"]))
+    return [neutralise_formula(values.get(key)) for key, _ in WORKLIST_COLUMNS]
+
+
 def _sheet(book: Workbook, title: str, group: str, rows: list[dict], town: str, as_of: date, mask: bool) -> None:
     sheet = book.create_sheet(title)
     codes = sorted({r["rule_code"] for r in rows}) or sorted(c for c, r in RULES.items() if r.group == group)
-    sheet.append([neutralise_formula(f"{town} {title}问题核查清单（数据日期 {as_of}）")])  # town: sent data
+    sheet.append([neutralise_formula(for_people(f"{town} {title}问题核查清单（数据日期 {as_of}）"))])  # town: sent data
     sheet["A1"].font = Font(bold=True, size=14)
     for code in codes:
         sheet.append([f"{code} {RULES[code].title}：{EXPLANATIONS.get(code, '')}"])
@@ -74,13 +89,7 @@ def _sheet(book: Workbook, title: str, group: str, rows: list[dict], town: str, 
         cell.fill = HEADER_FILL
         cell.alignment = Alignment(vertical="center", wrap_text=True)
     for r in rows:
-        values = dict(r, rule_title=RULES[r["rule_code"]].title, severity=SEVERITY_ZH.get(r["severity"], r["severity"]),
-                      status=STATUS_ZH.get(r["status"], r["status"]),
-                      id_number=mask_id(r["id_number"]) if mask else r["id_number"],
-                      detail=mask_ids_in_text(r["detail"]) if mask else r["detail"],  # quotes IDs as written
-                      amount=None if r["amount"] is None else float(r["amount"]),
-                      first_seen=str(r["first_seen"]), last_seen=str(r["last_seen"]))
-        sheet.append([neutralise_formula(values.get(key)) for key, _ in WORKLIST_COLUMNS])
+        sheet.append(row_cells(r, mask))
     last_row = max(sheet.max_row, header_row + 1)
     last_col = get_column_letter(len(WORKLIST_COLUMNS))
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1)
@@ -139,6 +148,7 @@ def write_partition_worklists(warehouse: Warehouse, as_of: date, out_dir: Path, 
         for group, title in WORKLIST_SHEETS.items():
             _sheet(book, title, group, [r for r in rows if RULES[r["rule_code"]].group == group], town, as_of,
                    settings.worklist_mask_ids)
+        seal_workbook(book, town, as_of, [r["finding_id"] for r in rows], settings)
         book.properties.creator = "crosscheck"
         written.append(folder / f"{_file_stem(town)}.xlsx")
         book.save(written[-1])

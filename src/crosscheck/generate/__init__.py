@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 from crosscheck.catalogue import RULES
-from crosscheck.generate import ledger, people, plant, tables, write
+from crosscheck.generate import ledger, nights, people, plant, tables, write
 from crosscheck.generate.write import FileInfo
 
 # Every rule the comparison has (sql/rules/ front matter): truth.csv counts each, planted or not.
@@ -48,28 +48,34 @@ class GenerateSummary:
         ]
         for f in self.files:
             lines.append(f"  {f.path:<52} {f.format:<16} {f.rows:>10,} rows {f.bytes / 1e6:>9.1f} MB")
-        lines.append(f"  truth.csv: {self.total_planted} planted findings")
+        lines.append(f"  {self.truth_path.name if self.truth_path else 'truth.csv'}: {self.total_planted} planted findings")
         lines.append("  " + "  ".join(f"{k}={v}" for k, v in self.planted.items()))
         return "\n".join(lines)
 
 
-def _set_drop_times(landing: Path, as_of: date) -> None:
+def _set_drop_times(paths: list[Path], as_of: date) -> None:
     """Files look dropped at 01:00 on the night after their as-of date (Asia/Shanghai): long enough
     ago that pick-up takes them without a .done marker, and the same on every run (an as-of date
-    in the future gets an hour ago instead)."""
+    in the future gets an hour ago instead). Only the files just written: an earlier night's files
+    in the same landing folder keep their times."""
     dropped = datetime.combine(as_of + timedelta(days=1), time(1, 0), tzinfo=timezone(timedelta(hours=8)))
     stamp = min(dropped.timestamp(), clock.time() - 3600)
-    for path in landing.rglob("*"):
+    for path in paths:
         if path.is_file():
             os.utime(path, (stamp, stamp))
 
 
 def generate(out_dir: Path, persons: int, seed: int, as_of: date,
-             districts: tuple[str, ...] = ("500151",)) -> GenerateSummary:
-    """``districts``: the region codes whose towns people live in (include/reference/districts.csv)."""
+             districts: tuple[str, ...] = ("500151",), since: date | None = None) -> GenerateSummary:
+    """``districts``: the region codes whose towns people live in (include/reference/districts.csv).
+    ``since``: the district's first night; the district is built as of that date and taken day by
+    day to ``as_of`` (nights.py), so the files of ``as_of`` are a later night of the same people."""
+    if since is not None:
+        nights.check_dates(since, as_of)  # before any work: a clear error
     out_dir = Path(out_dir)
+    # built as of the first night; checks the arguments before anything is written
+    w = people.World(persons, seed, since or as_of, tuple(districts))
     out_dir.mkdir(parents=True, exist_ok=True)
-    w = people.World(persons, seed, as_of, tuple(districts))
     people.build_persons(w)
     people.build_poverty(w)
     people.build_ids(w)
@@ -88,6 +94,8 @@ def generate(out_dir: Path, persons: int, seed: int, as_of: date,
     tabs = tables.build_tables(w)
     del w.pen, w.fin  # the tables hold the (sorted) copies
     plant.plant_identity(w, tabs)
+    if since is not None:
+        nights.advance(w, tabs, as_of)
     summary = GenerateSummary(out_dir, persons, seed, as_of)
     for name in (
         "residents",
@@ -102,8 +110,10 @@ def generate(out_dir: Path, persons: int, seed: int, as_of: date,
     ):
         summary.files.append(write.write_table(w, tabs[name], out_dir))
         del tabs[name]
-    summary.truth_path = write.write_truth(w, out_dir)
-    _set_drop_times(out_dir / "landing", as_of)
+    # a later night's truth beside the first night's: both nights' drops share one landing folder
+    summary.truth_path = write.write_truth(w, out_dir, "truth.csv" if since is None else f"truth_{as_of:%Y%m%d}.csv")
+    written = [out_dir / f.path for f in summary.files]
+    _set_drop_times(written + [p.with_name(p.name + ".done") for p in written], as_of)
     counts = Counter(r[0] for r in set(w.truth))
     summary.planted = {code: counts.get(code, 0) for code in RULE_CODES}
     return summary

@@ -441,7 +441,7 @@ def _deterministic_zip(data: bytes, path: Path) -> None:
 TRUTH_HEADER = ("rule_code", "id_number", "period", "department", "extract", "detail")
 
 
-def write_truth(w: World, out_dir: Path) -> Path:
+def write_truth(w: World, out_dir: Path, name: str = "truth.csv") -> Path:
     """truth.csv: one row per planted finding. Identity = (rule_code, id_number, period):
 
     - id_number: the normalised 18-digit ID of the person, except ID01/ID02 where it is the ID exactly
@@ -452,7 +452,7 @@ def write_truth(w: World, out_dir: Path) -> Path:
     import csv
 
     rows = sorted(set(w.truth))
-    path = out_dir / "truth.csv"
+    path = out_dir / name
     with path.open("w", encoding="utf-8", newline="") as f:
         cw = csv.writer(f, lineterminator="\n")
         cw.writerow(TRUTH_HEADER)
