@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 
 from crosscheck import catalogue, contracts
-from crosscheck.compare import setup_night
 from crosscheck.ingest import ARROW_TYPES
+from crosscheck.night import setup_night
 
 
 def _rule_file(folder, name: str, front: str, body: str = "SELECT 1") -> None:

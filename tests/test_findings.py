@@ -9,14 +9,9 @@ import pytest
 from helpers import fill_worklist, make_settings
 from test_rules import District, drop, new_database
 
-from crosscheck.compare import (
-    KPI_COLUMNS,
-    MISMATCH_COLUMNS,
-    run_compare,
-    write_kpis,
-    write_mismatches,
-)
+from crosscheck.compare import run_compare
 from crosscheck.feedback import apply_feedback
+from crosscheck.outputs import KPI_COLUMNS, MISMATCH_COLUMNS, write_kpis, write_mismatches
 from crosscheck.worklists import worklist_rows, write_worklists
 
 N1, N2, N3 = date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)

@@ -528,7 +528,7 @@ def test_gx_cross_verifies_identity_rules(night, tmp_path):
     persons equals each rule's findings, and stays when the findings are lost."""
     from helpers import make_settings
 
-    from crosscheck.compare import run_rule_suites
+    from crosscheck.findings import run_rule_suites
 
     w, result = night
     settings = make_settings(tmp_path)

@@ -19,8 +19,9 @@ import jinja2
 from psycopg.rows import dict_row
 
 from crosscheck.catalogue import RULES, SEVERITIES, SEVERITY_ZH
-from crosscheck.compare import STATUS_ZH, WORKLIST_SHEETS, district_scope
+from crosscheck.findings import STATUS_ZH
 from crosscheck.masking import row_for_people
+from crosscheck.outputs import WORKLIST_SHEETS, district_scope
 from crosscheck.reference import District, deployment_districts
 from crosscheck.settings import INCLUDE_DIR, USERS_TIMEZONE, Settings
 from crosscheck.warehouse import Warehouse

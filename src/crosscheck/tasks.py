@@ -376,7 +376,7 @@ def compare(as_of: str, partitions: list[dict] | None = None, settings=None, war
 
 def write_worklists(as_of: str, partition: dict, settings=None, warehouse=None) -> dict:
     """The work lists of one partition's towns (one mapped task instance)."""
-    from crosscheck.compare import Partition
+    from crosscheck.partitions import Partition
     from crosscheck.pipeline import night_lock
     from crosscheck.worklists import write_partition_worklists
 

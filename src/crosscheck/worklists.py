@@ -23,16 +23,11 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from crosscheck.catalogue import RULES, SEVERITY_ZH
-from crosscheck.compare import (
-    STATUS_ZH,
-    VERDICTS,
-    WHOLE_NIGHT,
-    WORKLIST_COLUMNS,
-    WORKLIST_SHEETS,
-    Partition,
-)
 from crosscheck.feedback import seal_workbook
+from crosscheck.findings import STATUS_ZH
 from crosscheck.masking import for_people, neutralise_formula, row_for_people
+from crosscheck.outputs import VERDICTS, WORKLIST_COLUMNS, WORKLIST_SHEETS
+from crosscheck.partitions import WHOLE_NIGHT, Partition
 from crosscheck.settings import Settings
 from crosscheck.warehouse import Warehouse
 
