@@ -112,9 +112,11 @@ def prepare_compare(warehouse: Warehouse, as_of: date, settings: Settings | None
     return [{**p.as_dict(), "night_id": night_id} for p in partitions]
 
 
-def compare_partition(warehouse: Warehouse, as_of: date, partition: dict) -> dict[str, int]:
+def compare_partition(warehouse: Warehouse, as_of: date, partition: dict,
+                      settings: Settings | None = None) -> dict[str, int]:
     """Step 2, once per partition (in any order, on any worker, retried alone): the partition's
     rule and indicator rows. Returns its findings per rule."""
+    settings = settings or get_settings()
     part = Partition.from_dict(partition)
     with warehouse.connect() as conn:
         with _run_status(conn, as_of, done=False), conn.transaction():
@@ -122,7 +124,7 @@ def compare_partition(warehouse: Warehouse, as_of: date, partition: dict) -> dic
             conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (COMPARE_LOCK,))
             _check_night(conn, as_of, partition.get("night_id"))
             tune(conn)
-            evaluate_partition(conn, part, warehouse, get_settings().night_connections)
+            evaluate_partition(conn, part, warehouse, settings.night_connections)
             return dict(conn.execute("SELECT rule_code, count(*) FROM night.finding_parts WHERE partition_key = %s "
                                      "GROUP BY 1 ORDER BY 1", (part.key,)).fetchall())
 

@@ -346,7 +346,7 @@ def compare_partition(as_of: str, partition: dict, warehouse=None) -> dict:
 
     warehouse = warehouse or _warehouse()
     with night_lock(warehouse, shared=True):
-        counts = run_partition(warehouse, date.fromisoformat(as_of), partition)
+        counts = run_partition(warehouse, date.fromisoformat(as_of), partition, _settings())
     log.info("partition %s (%s towns): %d findings%s", partition["key"],
              "all" if partition.get("towns") is None else len(partition["towns"]), sum(counts.values()),
              (": " + ", ".join(f"{k} {v}" for k, v in counts.items())) if counts else "")
