@@ -65,7 +65,7 @@ def test_every_rule_lists_derive_from_the_catalogue():
     from crosscheck.worklists import EXPLANATIONS
 
     codes = [code for path in catalogue.rule_files() for code in catalogue.rule_codes(path)]
-    assert sorted(RULE_CODES) == sorted(codes) and len(codes) == len(set(codes)) == 21
+    assert sorted(RULE_CODES) == sorted(codes) and len(codes) == len(set(codes))
     for code in codes:
         front = catalogue.front_matter(catalogue.RULES[code].sql_file)[code]
         assert EXPLANATIONS[code] == front["explanation"]
