@@ -10,13 +10,12 @@ import os
 import pendulum
 from airflow.sdk import Asset, AssetAlias, PokeReturnValue, dag, get_current_context, task
 
+from crosscheck.catalogue import departments
 from crosscheck.contracts import contracts
 from crosscheck.monitoring import default_args
-from crosscheck.settings import DEPARTMENTS
 from crosscheck.tasks import TZ, asset_uri
 
-DEPARTMENT_ZH = {"civil": "区民政局", "poverty": "区扶贫办（乡村振兴局）", "finance": "区财政局",
-                 "hrss": "区人力资源和社会保障局"}
+DEPARTMENT_ZH = {code: dept.full for code, dept in departments().items()}
 # A run starts every hour; its sensor pokes the drop folder every POKE seconds, without holding a
 # worker slot between pokes (reschedule mode), and gives up quietly (skipped) before the next run.
 SCHEDULE = os.environ.get("CROSSCHECK_INGEST_CRON", "0 * * * *")
@@ -135,7 +134,7 @@ def _departments() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for contract in contracts().values():
         found.setdefault(contract.department, []).append(contract.extract)
-    order = {d: i for i, d in enumerate(DEPARTMENTS)}
+    order = {d: i for i, d in enumerate(departments())}
     return dict(sorted(found.items(), key=lambda item: order.get(item[0], len(order))))
 
 

@@ -218,7 +218,7 @@ def fill_worklist(path: Path, answers: dict, out: Path | None = None, note: str 
     is a key of ``answers``; saved to ``out`` (default: over itself)."""
     from openpyxl import load_workbook
 
-    from crosscheck.compare import WORKLIST_COLUMNS
+    from crosscheck.outputs import WORKLIST_COLUMNS
 
     headers = dict(WORKLIST_COLUMNS)
     book = load_workbook(path)

@@ -19,10 +19,10 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pyarrow.parquet as pq
+from stdnum.cn import ric
 
 from crosscheck.contracts import contracts
 
-W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 DOTS = "·•・.．∙"
 
 
@@ -30,7 +30,7 @@ DOTS = "·•・.．∙"
 
 
 def check(first17: str) -> str:
-    return "10X98765432"[sum(int(c) * w for c, w in zip(first17, W, strict=True)) % 11]
+    return ric.calc_check_digit(first17 + "0")  # python-stdnum; it ignores the check place it is given
 
 
 def birth_of(id18: str) -> date:

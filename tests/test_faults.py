@@ -311,7 +311,8 @@ def test_department_silent_for_three_nights_is_flagged_stale(fresh_warehouse, di
     """hrss drops nothing after night D; on D+3 the others have sent fresh files. The comparison uses hrss's
     data of D, flags it stale in mart.freshness and in mismatches.csv, and still produces the findings of
     every department."""
-    from crosscheck.compare import run_compare, write_mismatches
+    from crosscheck.compare import run_compare
+    from crosscheck.outputs import write_mismatches
 
     settings = make_settings(tmp_path)
     later = D + timedelta(days=3)

@@ -17,8 +17,8 @@ import pytest
 from helpers import fill_worklist, make_settings
 from openpyxl import load_workbook
 
-from crosscheck.compare import WORKLIST_COLUMNS
 from crosscheck.feedback import KEY_ENV, SEAL_SHEET, _digest, apply_feedback, feedback_key
+from crosscheck.outputs import WORKLIST_COLUMNS
 from crosscheck.pipeline import run_night
 from crosscheck.worklists import write_worklists
 

@@ -124,6 +124,16 @@ def test_ids_valid_except_planted(loaded, truth_rows):
     assert found_bad == planted_bad
 
 
+def _in_force(code: str) -> tuple[int | None, int | None]:
+    """The years a region code was in force, from python-stdnum's cn/loc.dat ('[1983-1997]铜梁县')."""
+    from stdnum import numdb
+
+    county = dict(p for _, p in numdb.get("cn/loc").info(code) for p in p.items())["county"]
+    assert "铜梁" in county, (code, county)
+    start, end = county[1:].split("]")[0].split("-")
+    return (int(start) if start else None), (int(end) if end else None)
+
+
 def test_person_ids_unique_and_consistent(loaded):
     res = loaded["residents"]
     ok = res[res["id_number__check"] == "ok"]
@@ -134,7 +144,15 @@ def test_person_ids_unique_and_consistent(loaded):
     ]
     assert len(sex_ok) - sum(sex_ok) <= 10  # only the planted ID04s
     regions = {i[:6] for i in ok["id_number"]}
-    assert {"510224", "500224", "500151"} <= regions
+    assert {"512124", "510228", "500224", "500151"} <= regions
+    by_region = {}
+    for i in ok["id_number"]:
+        by_region.setdefault(i[:6], set()).add(int(i[6:10]))
+    # Tongliang's codes only for births while each was in force (python-stdnum's code table)
+    for code in ("512124", "510228", "500224", "500151"):
+        start, end = _in_force(code)
+        years = by_region[code]
+        assert (start or 0) <= min(years) and max(years) < (end or 9999), (code, min(years), max(years))
     assert len(regions) > 5  # people from elsewhere
 
 

@@ -31,8 +31,8 @@ from test_dags import (  # noqa: F401  (fixtures: a migrated Airflow home, its D
 )
 from test_masking import FULL_WIDTH, _dates_in, _squeeze
 
-from crosscheck.compare import WORKLIST_COLUMNS
 from crosscheck.feedback import SEAL_SHEET
+from crosscheck.outputs import WORKLIST_COLUMNS
 from crosscheck.settings import ROOT, get_settings
 
 AS_OF = date(2026, 11, 28)

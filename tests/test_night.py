@@ -17,7 +17,7 @@ import pytest
 from helpers import throwaway_warehouse
 
 from crosscheck import warehouse as wh
-from crosscheck.compare import RULES
+from crosscheck.catalogue import RULES
 
 AS_OF = "2026-11-28"
 pytestmark = pytest.mark.xdist_group("night")  # one worker builds the night once for the module

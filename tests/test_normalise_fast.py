@@ -233,3 +233,20 @@ def test_id_characters_become_digits_x_or_removed():
     arrow = pc.utf8_normalize(pa.array(like), "NFKC").to_pylist()
     for c, a in zip(like, arrow, strict=True):
         assert a == unicodedata.normalize("NFKC", c) and (a in "0123456789Xx" or _WS.fullmatch(a)), repr(c)
+
+
+def test_check_characters_are_stdnums():
+    """The vectorised check character (normalise_arrow, the generator) and the scalar one equal
+    python-stdnum's on random bodies, every check character among them."""
+    import numpy as np
+    from stdnum.cn import ric
+
+    from crosscheck.normalise import check_chars
+
+    rng = np.random.default_rng(11)
+    digits = rng.integers(0, 10, size=(20_000, 17))
+    bodies = ["".join(map(str, row)) for row in digits.tolist()]
+    expected = [ric.calc_check_digit(body + "0") for body in bodies]
+    assert set(expected) == set("0123456789X")
+    assert check_chars(digits).tobytes().decode() == "".join(expected)
+    assert [check_char(body) for body in bodies[:2000]] == expected[:2000]

@@ -14,12 +14,7 @@ from datetime import date
 import pytest
 from helpers import make_settings, night_state, throwaway_warehouse
 
-from crosscheck.compare import (
-    compare_partition,
-    finish_compare,
-    prepare_compare,
-    run_compare,
-)
+from crosscheck.compare import compare_partition, finish_compare, prepare_compare, run_compare
 from crosscheck.generate import generate
 from crosscheck.pipeline import ingest_departments
 from crosscheck.settings import DEPARTMENTS

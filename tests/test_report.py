@@ -60,6 +60,8 @@ def test_report_escapes_hostile_text():
     data["findings"][0]["name"] = "</script><script>alert(1)</script>"
     page = render(data, AS_OF, {})
     assert "</script><script>alert(1)" not in page
+    # the name is still shown, as inert JSON text inside the data block (not dropped)
+    assert page.count('"name": "<\\/script><script>alert(1)<\\/script>"') == 1
 
 
 def test_report_renders_for_an_empty_night(warehouse):

@@ -166,7 +166,7 @@ def test_migration_0008_rekeys_unusable_ids_and_rehashes_verdicts(warehouse_serv
     given on a finding's current data gets the new hash (detail and amount), one on older data does not."""
     from datetime import date
 
-    from crosscheck.compare import DATA_HASH
+    from crosscheck.findings import DATA_HASH
 
     name = f"crosscheck_test_{uuid.uuid4().hex[:10]}"
     wh.ensure_database(warehouse_server, name)

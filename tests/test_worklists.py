@@ -7,8 +7,8 @@ from datetime import date
 
 from openpyxl import load_workbook
 
-from crosscheck.compare import WORKLIST_SHEETS
 from crosscheck.feedback import apply_feedback
+from crosscheck.outputs import WORKLIST_SHEETS
 from crosscheck.settings import get_settings
 from crosscheck.worklists import write_worklists
 

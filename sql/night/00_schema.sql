@@ -32,6 +32,23 @@ CREATE TABLE night.extracts (
     stale        boolean NOT NULL
 );
 
+-- The departments (include/departments.yaml), in their order: 民政, 扶贫, 财政, 人社.
+CREATE TABLE night.departments (
+    code      text PRIMARY KEY,
+    short     text NOT NULL UNIQUE,
+    full_name text NOT NULL,
+    position  integer NOT NULL
+);
+
+-- The departments a finding involves (short names), de-duplicated, in night.departments' order
+-- (a name it does not know last). Replaces mart.dept_list, whose order was written in its body.
+CREATE FUNCTION night.dept_list(depts text[]) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT string_agg(x.d, ',' ORDER BY coalesce(n.position, 2147483647), x.d)
+    FROM (SELECT DISTINCT unnest(depts) AS d) x LEFT JOIN night.departments n ON n.short = x.d
+    WHERE x.d IS NOT NULL
+$$;
+
 -- The deployment's towns and their districts (include/reference/, setting `districts`).
 CREATE TABLE night.town_districts (
     town          text PRIMARY KEY,

@@ -1,3 +1,10 @@
+-- ---
+-- EM01:
+--   severity: medium
+--   group: employment
+--   title: 公益性岗位人员不符
+--   explanation: 扶贫公益性岗位人员既不是贫困人口，也不是低保/特困对象。
+-- ---
 -- EM01  a 扶贫公益性岗位 job record for a person who is neither a poor person nor in a 低保/特困
 --       case open at D — medium
 -- (case open at D: 起始日期 <= D and no 终止日期 or 终止日期 >= D)
@@ -15,7 +22,7 @@ SELECT 'EM01' AS rule_code,
        pe.name,
        pe.town,
        pe.village,
-       mart.dept_list(ARRAY['民政', '扶贫', '人社']) AS departments,
+       night.dept_list(ARRAY['民政', '扶贫', '人社']) AS departments,
        '安排在扶贫公益性岗位' || coalesce('（' || nullif(j.where_, '') || '）', '')
            || '，但不是建档立卡贫困人口，也无在保的城乡低保或特困供养救助' AS detail,
        NULL::numeric AS amount

@@ -1,3 +1,10 @@
+-- ---
+-- EM02:
+--   severity: high
+--   group: employment
+--   title: 无岗位发放公益性岗位补贴
+--   explanation: 发放公益性岗位补贴的月份没有对应的公益性岗位记录。
+-- ---
 -- EM02  公益性岗位补贴 paid by finance for a month that no public-welfare job of the person
 --       covers — high
 -- (public-welfare job: 扶贫公益性岗位 or 临时公益性岗位; covers a month between its start and end
@@ -9,7 +16,7 @@ SELECT 'EM02' AS rule_code,
        pe.name,
        pe.town,
        pe.village,
-       mart.dept_list(ARRAY['财政', '人社']) AS departments,
+       night.dept_list(ARRAY['财政', '人社']) AS departments,
        '财政发放' || to_char(p.period, 'YYYY-MM') || '公益性岗位补贴' || count(*) || '笔共'
            || to_char(sum(p.amount), 'FM999999999990.00') || '元，但该月无公益性岗位就业记录' AS detail,
        sum(p.amount) AS amount

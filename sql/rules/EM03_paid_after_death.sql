@@ -1,3 +1,10 @@
+-- ---
+-- EM03:
+--   severity: critical
+--   group: employment
+--   title: 死亡后仍发放补贴
+--   explanation: 人员死亡后仍有财政补贴发放，请追回。
+-- ---
 -- EM03  any finance payment dated after the person's death (subsidies, 低保金, ...); amount = the
 --       sum — critical
 -- ("dated" = 发放日期 later than 死亡日期.) One finding per person; the detail lists the items.
@@ -16,7 +23,7 @@ SELECT 'EM03' AS rule_code,
        pe.name,
        pe.town,
        pe.village,
-       mart.dept_list(ARRAY['民政', '财政']) AS departments,
+       night.dept_list(ARRAY['民政', '财政']) AS departments,
        to_char(pe.death_date, 'YYYY-MM-DD') || '死亡，之后财政仍发放：'
            || string_agg(a.item || a.payments || '笔' || to_char(a.amount, 'FM999999999990.00') || '元（'
                          || to_char(a.first_paid, 'YYYY-MM-DD')

@@ -1,3 +1,10 @@
+-- ---
+-- EM04:
+--   severity: medium
+--   group: employment
+--   title: 培训重复补贴
+--   explanation: 同一人同一培训工种重复享受培训补贴。
+-- ---
 -- EM04  the same training (person, 培训工种) subsidised twice — medium
 -- (a training row is subsidised when 培训补贴 or 交通食宿补贴 is above 0; a row sent twice with the
 --  same key is one training.) One finding per person; amount = the subsidies beyond the first.

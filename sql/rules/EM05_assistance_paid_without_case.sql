@@ -1,3 +1,10 @@
+-- ---
+-- EM05:
+--   severity: high
+--   group: employment
+--   title: 无救助记录发放低保金/特困供养金
+--   explanation: 发放低保金/特困供养金的月份没有对应的救助记录。
+-- ---
 -- EM05  finance 低保金 (特困供养金) paid for a month that no 城乡低保 (特困供养) case of the person
 --       covers — high
 -- (a case covers the months between its start and end months inclusive; no end = open.)
@@ -9,7 +16,7 @@ SELECT 'EM05' AS rule_code,
        pe.name,
        pe.town,
        pe.village,
-       mart.dept_list(ARRAY['民政', '财政']) AS departments,
+       night.dept_list(ARRAY['民政', '财政']) AS departments,
        '财政发放' || to_char(p.period, 'YYYY-MM') || string_agg(DISTINCT p.item, '、') || count(*) || '笔共'
            || to_char(sum(p.amount), 'FM999999999990.00') || '元，但该月无对应的'
            || string_agg(DISTINCT CASE p.item WHEN '低保金' THEN '城乡低保' ELSE '特困供养' END, '、')

@@ -1,3 +1,15 @@
+-- ---
+-- ID01:
+--   severity: high
+--   group: identity
+--   title: 身份证号无效
+--   explanation: 身份证号无法使用（位数、字符、出生日期或校验位错误），请核实正确号码并通知报送部门更正。
+-- ID02:
+--   severity: high
+--   group: identity
+--   title: 身份证号被Excel损坏
+--   explanation: 身份证号被Excel转换为数值而损坏，请报送部门将该列设为文本后重新导出。
+-- ---
 -- ID01  ID number unusable: wrong length, bad characters, impossible birth date, failed check
 --       character (after normalisation and 15→18 upgrade) — high
 -- ID02  ID number damaged by Excel (scientific notation, or trailing 000 with a failed check

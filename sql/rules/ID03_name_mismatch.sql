@@ -1,3 +1,10 @@
+-- ---
+-- ID03:
+--   severity: high
+--   group: identity
+--   title: 同一身份证号姓名不一致
+--   explanation: 同一身份证号在两个部门登记的姓名不同，请核实以哪个为准。
+-- ---
 -- ID03  same ID, different name between two departments (after name normalisation) — high
 -- "same ID, different name between two departments (after name normalisation)"
 -- Names are the normalised ones (NFKC, no spaces, every dot variant as ·), so 阿依·古丽 and
@@ -40,7 +47,7 @@ SELECT 'ID03' AS rule_code,
        p.name,
        p.town,
        p.village,
-       mart.dept_list(array_agg(d.dept)) AS departments,
+       night.dept_list(array_agg(d.dept)) AS departments,
        '同一身份证号姓名不一致：' || string_agg(d.dept || '“' || d.names || '”', '，' ORDER BY d.o) AS detail,
        NULL::numeric AS amount
 FROM per_dept d

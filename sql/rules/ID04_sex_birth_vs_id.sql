@@ -1,3 +1,10 @@
+-- ---
+-- ID04:
+--   severity: medium
+--   group: identity
+--   title: 性别或出生日期与身份证号不符
+--   explanation: 性别或出生日期与身份证号不一致，请核实并更正登记信息。
+-- ---
 -- ID04  sex or birth date column disagrees with the ID number — medium
 -- "sex or birth date column disagrees with the ID number"
 -- Checked in the residents register (性别, 出生日期) and the poverty registry (性别). The ID's
@@ -23,7 +30,7 @@ SELECT 'ID04' AS rule_code,
        p.name,
        p.town,
        p.village,
-       mart.dept_list(array_agg(w.dept)) AS departments,
+       night.dept_list(array_agg(w.dept)) AS departments,
        string_agg(w.what, '；' ORDER BY w.o, w.what) AS detail,
        NULL::numeric AS amount
 FROM wrong w JOIN night.people p USING (id_number)

@@ -1,3 +1,10 @@
+-- ---
+-- ID05:
+--   severity: medium
+--   group: identity
+--   title: 重复记录或多个贫困户
+--   explanation: 同一人重复登记，或同时属于多个贫困户，请核实后保留一条。
+-- ---
 -- ID05  one person in more than one poverty household, or the same key twice in one registry
 --       snapshot (residents, registry, enrollment) — medium
 -- One finding per person; the detail says where the person is duplicated.
@@ -24,7 +31,7 @@ SELECT 'ID05' AS rule_code,
        p.name,
        p.town,
        p.village,
-       mart.dept_list(array_agg(d.dept)) AS departments,
+       night.dept_list(array_agg(d.dept)) AS departments,
        string_agg(d.what, '；' ORDER BY d.o, d.what) AS detail,
        NULL::numeric AS amount
 FROM dup d JOIN night.people p USING (id_number)

@@ -1,3 +1,10 @@
+-- ---
+-- ID06:
+--   severity: medium
+--   group: identity
+--   title: 户主不是本户成员
+--   explanation: 贫困户户主不是本户成员，请核实户主信息。
+-- ---
 -- ID06  a poverty household whose 户主身份证号 is not a member of that household — medium
 -- One finding per household and head ID (subject '<户编号>:<户主身份证号>'); id_number is the
 -- head's ID as the registry gives it.

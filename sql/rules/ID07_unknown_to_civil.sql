@@ -1,3 +1,10 @@
+-- ---
+-- ID07:
+--   severity: low
+--   group: identity
+--   title: 民政人口信息中无此人
+--   explanation: 其他部门有此人记录，但民政人口信息中没有，请核实户籍。
+-- ---
 -- ID07  person in another department's extract but not in the residents register (unknown to
 --       civil affairs) — low
 -- "Another department": poverty, finance, hrss. Nothing is reported while the residents register
@@ -32,7 +39,7 @@ SELECT 'ID07' AS rule_code,
        p.name,
        p.town,
        p.village,
-       mart.dept_list('民政'::text || array_agg(s.dept)) AS departments,
+       night.dept_list('民政'::text || array_agg(s.dept)) AS departments,
        '在' || string_agg(s.dept || '“' || s.title || '”', '、' ORDER BY s.o, s.title)
            || '中有记录，但不在民政人口基础信息中' AS detail,
        NULL::numeric AS amount

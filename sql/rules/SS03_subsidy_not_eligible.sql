@@ -1,3 +1,10 @@
+-- ---
+-- SS03:
+--   severity: medium
+--   group: pension
+--   title: 不在代缴范围
+--   explanation: 不属于代缴对象却有代缴记录（不在代缴范围）。
+-- ---
 -- SS03  不在代缴范围: 代缴 recorded (代缴类别 not 无, or a finance 代缴 payment) for a person who is
 --       not 代缴-eligible — medium
 -- (finance 代缴 payment = 城乡居民养老保险代缴 with 所属期间 in Y; amount = what finance paid this
@@ -14,7 +21,7 @@ SELECT 'SS03' AS rule_code,
        pe.name,
        pe.town,
        pe.village,
-       mart.dept_list(ARRAY[CASE WHEN e.subsidy_category IS NOT NULL THEN '人社' END,
+       night.dept_list(ARRAY[CASE WHEN e.subsidy_category IS NOT NULL THEN '人社' END,
                             CASE WHEN sp.id_number IS NOT NULL THEN '财政' END]) AS departments,
        '不属于代缴范围，但' || concat_ws('，',
            CASE WHEN e.subsidy_category IS NOT NULL THEN '人社代缴类别为“' || e.subsidy_category || '”' END,

@@ -1,3 +1,10 @@
+-- ---
+-- SS05:
+--   severity: high
+--   group: pension
+--   title: 应发未发
+--   explanation: 贫困人口年满60周岁、已参保，但未正常领取养老金（应发未发）。
+-- ---
 -- SS05  应发未发: poor person, alive, aged ≥60, enrolled, 待遇状态 not 正常领取 or no pension
 --       payment in the last full month — high
 WITH last_month AS (
@@ -13,7 +20,7 @@ SELECT 'SS05' AS rule_code,
        pe.name,
        pe.town,
        pe.village,
-       mart.dept_list(ARRAY['扶贫', '人社']) AS departments,
+       night.dept_list(ARRAY['扶贫', '人社']) AS departments,
        '建档立卡贫困人口，' || to_char(pe.birth_date, 'YYYY-MM-DD') || '出生，已满' || pr.pension_min_age
            || '周岁并已参保，' || concat_ws('，',
                CASE WHEN NOT e.drawing THEN '待遇状态为“' || e.benefit_status || '”' END,

@@ -1,3 +1,10 @@
+-- ---
+-- SS07:
+--   severity: medium
+--   group: pension
+--   title: 死亡未停保
+--   explanation: 人员已死亡，但仍为正常参保或正常领取状态（死亡未停保）。
+-- ---
 -- SS07  死亡未停保: deceased, but 参保状态 still 正常参保 or 待遇状态 still 正常领取 — medium
 -- (deceased: a death record, or 人员状态 死亡 in the residents register)
 SELECT 'SS07' AS rule_code,
@@ -7,7 +14,7 @@ SELECT 'SS07' AS rule_code,
        pe.name,
        pe.town,
        pe.village,
-       mart.dept_list(ARRAY['民政', '人社']) AS departments,
+       night.dept_list(ARRAY['民政', '人社']) AS departments,
        coalesce(to_char(pe.death_date, 'YYYY-MM-DD') || '死亡', '户籍人员状态为死亡') || '，但'
            || concat_ws('，',
                CASE WHEN e.normal_enrolled THEN '参保状态仍为“正常参保”' END,

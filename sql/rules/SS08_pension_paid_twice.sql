@@ -1,3 +1,10 @@
+-- ---
+-- SS08:
+--   severity: critical
+--   group: pension
+--   title: 重复领取
+--   explanation: 同一人同一月份养老金发放两次及以上（重复领取），请追回多发金额。
+-- ---
 -- SS08  重复领取: two or more pension payments for the same person and month; amount = the
 --       surplus — critical
 -- One finding per person and month (period 'YYYY-MM'); payments are counted by 流水号 (a row

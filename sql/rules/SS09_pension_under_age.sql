@@ -1,3 +1,10 @@
+-- ---
+-- SS09:
+--   severity: high
+--   group: pension
+--   title: 未到龄领取
+--   explanation: 未满60周岁即领取养老金（未到龄领取）。
+-- ---
 -- SS09  未到龄领取: 待遇状态 正常领取 or a pension payment while aged <60 — high
 -- (age in whole years at D from the ID; amount = pension paid in the extract, if any)
 WITH paid AS (

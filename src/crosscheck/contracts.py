@@ -10,6 +10,7 @@ from functools import cache
 
 import yaml
 
+from crosscheck.catalogue import departments
 from crosscheck.settings import INCLUDE_DIR
 
 # Value types a contract column may have; the normaliser has one function per type.
@@ -82,6 +83,10 @@ def _load(path) -> Contract:
 def contracts() -> dict[str, Contract]:
     """All contracts by extract name, in a stable order (department, then file name)."""
     loaded = [_load(p) for p in sorted((INCLUDE_DIR / "contracts").glob("*.yaml"))]
+    known = departments()
+    for c in loaded:
+        if c.department not in known:
+            raise ValueError(f"{c.extract}.yaml: department {c.department!r} is not in include/departments.yaml")
     loaded.sort(key=lambda c: (c.department, c.extract))
     return {c.extract: c for c in loaded}
 

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import jinja2
 
-from crosscheck.compare import VERDICTS, WORKLIST_COLUMNS
 from crosscheck.masking import for_people, mask_id, row_for_people
+from crosscheck.outputs import VERDICTS, WORKLIST_COLUMNS
 from crosscheck.pickup import oversize_reason, safe_display_name, unsafe_entry_reason
 from crosscheck.read import FileRejected, _check_zip, _load_workbook
 from crosscheck.settings import INCLUDE_DIR, Settings, get_settings

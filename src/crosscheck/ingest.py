@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 TERMINAL = ("loaded", "duplicate", "rejected", "superseded", "held")
 
-# Arrow types of the normalised values, by contract column type (match sql/migrations/0002).
+# Arrow types of the normalised values, by contract column type (the core tables of the migrations
+# match them: tests/test_catalogue.py).
 ARROW_TYPES = {
     "id_number": pa.string(), "name": pa.string(), "text": pa.string(), "enum": pa.string(),
     "date": pa.date32(), "month": pa.date32(), "amount": pa.decimal128(14, 2),

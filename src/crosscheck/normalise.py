@@ -42,6 +42,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+from stdnum.cn import ric
+
 from crosscheck.contracts import Column
 
 __all__ = [
@@ -101,12 +104,20 @@ _MIN_BIRTH = date(1890, 1, 1)
 
 
 def check_char(first17: str) -> str:
-    """ISO 7064 MOD 11-2 check character of the first 17 digits of an ID number.
+    """ISO 7064 MOD 11-2 check character of the first 17 digits of an ID number: python-stdnum's, the
+    one scalar reference (its argument includes the check place, which it ignores)."""
+    return ric.calc_check_digit(first17 + "0")
 
-    Same as python-stdnum ``cn.ric.calc_check_digit``: the weights 2^(17-i) mod 11 are the powers of
-    2, so reading the digits in base 13 (13 = 2 mod 11) gives the weighted sum mod 11 in one step.
-    """
-    return "0123456789X"[(1 - 2 * int(first17, 13)) % 11]
+
+# The vectorised check character (whole columns, the generator): weights 2^(17-i) mod 11 and the
+# character of each weighted sum mod 11; tests/test_normalise_fast.py checks it against stdnum.
+ID_WEIGHTS = np.array([2 ** (17 - i) % 11 for i in range(17)], dtype=np.int64)
+ID_CHECK_CHARS = np.frombuffer(b"10X98765432", dtype=np.uint8)
+
+
+def check_chars(digits: np.ndarray) -> np.ndarray:
+    """The check characters (bytes, uint8) of rows of 17 digit values (an n x 17 integer array)."""
+    return ID_CHECK_CHARS[(digits.astype(np.int64) @ ID_WEIGHTS) % 11]
 
 
 _today_cache: list = [0.0, date.min]
@@ -139,7 +150,7 @@ def _region_warning(region: str, year: int) -> str | None:
 
     Region codes are those in force when the number was issued (at birth or later), so a code is
     plausible if it is in python-stdnum's table and was still in force in or after the birth year
-    (500151 since 2014 is fine for someone born in 1990; 510224, ended 1997, is odd for one born 2005).
+    (500151 since 2014 is fine for someone born in 1990; 510228, ended 1997, is odd for one born 2005).
     stdnum's own ``get_birth_place`` demands the code be in force in the birth year itself, which
     rejects real IDs, so its table is read here directly.
     """
@@ -510,7 +521,6 @@ def normalise_value(column: Column, raw: Any) -> tuple[Any, str | None, str | No
         return None, None, f"{column.header}：{exc}", None
 
 
-_ID_WEIGHTS = [2 ** (17 - i) % 11 for i in range(17)]
 _DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 # Vectorised "plain value" fast paths (pyarrow.compute/numpy over whole arrays: the rows of ID, name and
@@ -547,7 +557,6 @@ def _matches(strings, pattern: str):
 
 def _digit_matrix(strings, width: int):
     """The bytes of non-null strings of exactly ``width`` ASCII characters each, as an (n, width) uint8 array."""
-    import numpy as np
 
     if not len(strings):
         return np.zeros((0, width), dtype=np.uint8)
@@ -558,7 +567,6 @@ def _digit_matrix(strings, width: int):
 
 def _number(digits, start: int, stop: int):
     """The decimal number in columns start..stop of a matrix of ASCII digits."""
-    import numpy as np
 
     value = np.zeros(len(digits), dtype=np.int64)
     for i in range(start, stop):
@@ -568,7 +576,6 @@ def _number(digits, start: int, stop: int):
 
 def _valid_ymd(year, month, day):
     """Mask of the (year, month, day) triples that ``datetime.date`` accepts."""
-    import numpy as np
 
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     days = np.array(_DAYS_IN_MONTH)[np.clip(month - 1, 0, 11)] + ((month == 2) & leap)
@@ -593,7 +600,6 @@ def _plain_ids(strings):
     date range) is ~20x faster than one by one. Region-code warnings are not computed here (callers
     asking for warnings go the slow way).
     """
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -615,7 +621,7 @@ def _plain_ids(strings):
         chars[is15, 8:17] = legacy[:, 6:]
     chars[chars[:, 17] == ord("x"), 17] = ord("X")
     digits = chars[:, :17].astype(np.int64) - 48
-    expected = np.frombuffer(b"10X98765432", dtype=np.uint8)[(digits @ np.array(_ID_WEIGHTS)) % 11]
+    expected = check_chars(digits)
     chars[is15, 17] = expected[is15]
     year, month, day = _number(chars, 6, 10), _number(chars, 10, 12), _number(chars, 12, 14)
     ymd = year * 10000 + month * 100 + day
@@ -630,7 +636,6 @@ def _plain_ids(strings):
 def _plain_results(column: Column, strings, arrow_type):
     """``(mask, values)``: the ``strings`` a fast path can normalise and their results as an Arrow array
     of ``arrow_type`` (in order), or None when no fast path applies."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -766,7 +771,6 @@ def normalise_arrow(column: Column, values, arrow_type) -> tuple[Any, list[tuple
     normalised once in Python and the results are gathered with ``take``: no Python object is built
     per row or per plain value, which matters for million-row files.
     """
-    import numpy as np
     import pyarrow as pa
 
     if isinstance(values, pa.ChunkedArray):
@@ -788,7 +792,6 @@ def normalise_arrow(column: Column, values, arrow_type) -> tuple[Any, list[tuple
 
 def _scatter(fast, fast_values, other_values):
     """The array whose items are ``fast_values`` where ``fast`` is set and ``other_values`` elsewhere, in order."""
-    import numpy as np
     import pyarrow as pa
 
     position = np.empty(len(fast), dtype=np.int64)
@@ -799,7 +802,6 @@ def _scatter(fast, fast_values, other_values):
 
 def _normalise_distinct(column: Column, values, arrow_type) -> tuple[Any, list[tuple[int, str | None, str]]]:
     """normalise_arrow on a non-empty array: fast paths and Python normalisers over its distinct values."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 

@@ -163,7 +163,7 @@ def write_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Sett
                 worklists: bool = True) -> dict:
     """Write the files interface.md promises for the night into out_dir; for a deployment of several
     districts, each district's mismatches.csv, kpis.csv and report.html into districts/<code>/ too."""
-    from crosscheck.compare import write_kpis, write_mismatches
+    from crosscheck.outputs import write_kpis, write_mismatches
     from crosscheck.reference import deployment_districts
     from crosscheck.report import gather, write_report
     from crosscheck.validate import write_data_docs_index

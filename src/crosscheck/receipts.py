@@ -13,12 +13,12 @@ from pathlib import Path
 
 import jinja2
 
+from crosscheck.catalogue import departments
 from crosscheck.contracts import contracts
 from crosscheck.settings import INCLUDE_DIR, USERS_ZONE
 from crosscheck.warehouse import Warehouse
 
-DEPARTMENT_ZH = {"civil": "区民政局", "poverty": "区扶贫办（乡村振兴局）", "finance": "区财政局",
-                 "hrss": "区人力资源和社会保障局"}
+DEPARTMENT_ZH = {code: dept.full for code, dept in departments().items()}
 STATUS_ZH = {"loaded": "已接收入库", "rejected": "拒收（整个文件未入库）", "duplicate": "重复报送（未重复入库）",
              "superseded": "已入库，后被同日期的更正文件替代", "staged": "处理中", "validated": "处理中",
              "receiving": "处理中", "abandoned": "处理中断，已重新处理",

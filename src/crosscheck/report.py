@@ -16,9 +16,12 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
+from psycopg.rows import dict_row
 
-from crosscheck.compare import RULES, SEVERITIES, SEVERITY_ZH, STATUS_ZH, WORKLIST_SHEETS, district_scope
+from crosscheck.catalogue import RULES, SEVERITIES, SEVERITY_ZH
+from crosscheck.findings import STATUS_ZH
 from crosscheck.masking import row_for_people
+from crosscheck.outputs import WORKLIST_SHEETS, district_scope
 from crosscheck.reference import District, deployment_districts
 from crosscheck.settings import INCLUDE_DIR, USERS_TIMEZONE, Settings
 from crosscheck.warehouse import Warehouse
@@ -34,9 +37,8 @@ def _template() -> jinja2.Template:
 
 
 def _rows(conn, query: str, params=()) -> list[dict]:
-    cur = conn.execute(query, params)
-    names = [d.name for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
 
 
 def gather(warehouse: Warehouse, as_of: date) -> dict:

@@ -346,7 +346,7 @@ def compare_partition(as_of: str, partition: dict, warehouse=None) -> dict:
 
     warehouse = warehouse or _warehouse()
     with night_lock(warehouse, shared=True):
-        counts = run_partition(warehouse, date.fromisoformat(as_of), partition)
+        counts = run_partition(warehouse, date.fromisoformat(as_of), partition, _settings())
     log.info("partition %s (%s towns): %d findings%s", partition["key"],
              "all" if partition.get("towns") is None else len(partition["towns"]), sum(counts.values()),
              (": " + ", ".join(f"{k} {v}" for k, v in counts.items())) if counts else "")
@@ -376,7 +376,7 @@ def compare(as_of: str, partitions: list[dict] | None = None, settings=None, war
 
 def write_worklists(as_of: str, partition: dict, settings=None, warehouse=None) -> dict:
     """The work lists of one partition's towns (one mapped task instance)."""
-    from crosscheck.compare import Partition
+    from crosscheck.partitions import Partition
     from crosscheck.pipeline import night_lock
     from crosscheck.worklists import write_partition_worklists
 
@@ -462,6 +462,3 @@ def summarise_night(as_of: str, comparison: dict, outputs: dict) -> str:
     log.info("%s", text)
     return text
 
-
-def outputs_exist(outputs: dict) -> bool:
-    return all(Path(p).exists() for p in outputs.values())

@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
 
-# stage name -> seconds, for this process. The benchmark resets it before a run.
-STAGES: dict[str, float] = defaultdict(float)
+
+class Timing:
+    """Seconds per stage name. Stages are timed from several threads at once (files read beside
+    validation, rule files side by side), so additions hold a lock."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self._seconds[name] += elapsed
+
+    def reset(self) -> None:
+        with self._lock:
+            self._seconds.clear()
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {k: round(v, 3) for k, v in self._seconds.items()}
 
 
-@contextmanager
-def stage(name: str):
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        STAGES[name] += time.perf_counter() - started
-
-
-def reset() -> None:
-    STAGES.clear()
-
-
-def snapshot() -> dict[str, float]:
-    return {k: round(v, 3) for k, v in STAGES.items()}
+# This process's timing; the benchmark resets it before a run.
+TIMING = Timing()
+stage = TIMING.stage
+reset = TIMING.reset
+snapshot = TIMING.snapshot

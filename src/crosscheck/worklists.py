@@ -20,46 +20,19 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from psycopg import sql
+from psycopg.rows import dict_row
 
-from crosscheck.compare import (
-    RULES,
-    SEVERITY_ZH,
-    STATUS_ZH,
-    VERDICTS,
-    WHOLE_NIGHT,
-    WORKLIST_COLUMNS,
-    WORKLIST_SHEETS,
-    Partition,
-)
+from crosscheck.catalogue import RULES, SEVERITY_ZH
 from crosscheck.feedback import seal_workbook
+from crosscheck.findings import STATUS_ZH
 from crosscheck.masking import for_people, neutralise_formula, row_for_people
+from crosscheck.outputs import VERDICTS, WORKLIST_COLUMNS, WORKLIST_SHEETS
+from crosscheck.partitions import WHOLE_NIGHT, Partition
 from crosscheck.settings import Settings
 from crosscheck.warehouse import Warehouse
 
-# What each rule asks the case worker to check (rules.md, in plain words).
-EXPLANATIONS = {
-    "ID01": "身份证号无法使用（位数、字符、出生日期或校验位错误），请核实正确号码并通知报送部门更正。",
-    "ID02": "身份证号被Excel转换为数值而损坏，请报送部门将该列设为文本后重新导出。",
-    "ID03": "同一身份证号在两个部门登记的姓名不同，请核实以哪个为准。",
-    "ID04": "性别或出生日期与身份证号不一致，请核实并更正登记信息。",
-    "ID05": "同一人重复登记，或同时属于多个贫困户，请核实后保留一条。",
-    "ID06": "贫困户户主不是本户成员，请核实户主信息。",
-    "ID07": "其他部门有此人记录，但民政人口信息中没有，请核实户籍。",
-    "SS01": "贫困人口年满16周岁、非在校生、健在，但未参加城乡居民养老保险（应参未参）。",
-    "SS02": "代缴对象已参保，但本年未代缴保费（应代未代）。",
-    "SS03": "不属于代缴对象却有代缴记录（不在代缴范围）。",
-    "SS04": "人社登记的本年代缴金额与财政代缴发放合计不一致。",
-    "SS05": "贫困人口年满60周岁、已参保，但未正常领取养老金（应发未发）。",
-    "SS06": "人员死亡后仍发放养老金（死亡冒领），请追回多发金额。",
-    "SS07": "人员已死亡，但仍为正常参保或正常领取状态（死亡未停保）。",
-    "SS08": "同一人同一月份养老金发放两次及以上（重复领取），请追回多发金额。",
-    "SS09": "未满60周岁即领取养老金（未到龄领取）。",
-    "EM01": "扶贫公益性岗位人员既不是贫困人口，也不是低保/特困对象。",
-    "EM02": "发放公益性岗位补贴的月份没有对应的公益性岗位记录。",
-    "EM03": "人员死亡后仍有财政补贴发放，请追回。",
-    "EM04": "同一人同一培训工种重复享受培训补贴。",
-    "EM05": "发放低保金/特困供养金的月份没有对应的救助记录。",
-}
+# What each rule asks the case worker to check: the front matter of the rule's SQL file.
+EXPLANATIONS = {code: rule.explanation for code, rule in RULES.items()}
 HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 WIDTHS = {"finding_id": 9, "rule_code": 7, "rule_title": 18, "severity": 8, "id_number": 21, "name": 12,
           "town": 10, "village": 12, "departments": 12, "period": 9, "detail": 50, "amount": 11, "status": 7,
@@ -69,7 +42,7 @@ WIDTHS = {"finding_id": 9, "rule_code": 7, "rule_title": 18, "severity": 8, "id_
 def worklist_rows(warehouse: Warehouse, as_of: date, partition: Partition = WHOLE_NIGHT) -> list[dict]:
     """Findings to work on tonight (new and open) of the partition's towns, with the latest verdict."""
     with warehouse.reporting() as conn:
-        cur = conn.execute(sql.SQL("""
+        cur = conn.cursor(row_factory=dict_row).execute(sql.SQL("""
             SELECT f.finding_id, f.rule_code, f.severity, f.id_number, f.name, f.town, f.village, f.departments,
                    f.period, f.detail, f.amount, n.status, f.first_seen, f.last_seen,
                    (SELECT verdict FROM mart.feedback b WHERE b.finding_id = f.finding_id
@@ -80,8 +53,7 @@ def worklist_rows(warehouse: Warehouse, as_of: date, partition: Partition = WHOL
             WHERE n.as_of = %s AND n.status IN ('new', 'open') AND {}
             ORDER BY f.town NULLS LAST, f.rule_code, f.village NULLS LAST, f.id_number, f.period""").format(
             partition.where(sql.SQL("f.town"))), (as_of,))
-        names = [d.name for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return cur.fetchall()
 
 
 def row_cells(r: dict, mask: bool) -> list:

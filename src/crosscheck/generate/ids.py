@@ -1,19 +1,23 @@
 """GB 11643-1999 citizen ID numbers, vectorised: region(6) + birth date(8) + sequence(3) + check char.
 
-The check character is ISO 7064 MOD 11-2 (the same as ``stdnum.cn.ric.calc_check_digit``).
+The check character is ISO 7064 MOD 11-2: ``crosscheck.normalise.check_char`` (python-stdnum's) and,
+vectorised, ``check_chars``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
-CHECK_CHARS = np.frombuffer(b"10X98765432", dtype=np.uint8)
+from crosscheck.normalise import check_char, check_chars
 
-# Region codes in force when a Tongliang number was issued (see extracts.md).
-REGION_SICHUAN = 510224  # 铜梁县, Sichuan, before 1997
-REGION_COUNTY = 500224  # 铜梁县, Chongqing, 1997-2014
-REGION_DISTRICT = 500151  # 铜梁区, since 2014
+# Region codes in force when a Tongliang number was issued (extracts.md; python-stdnum's cn/loc.dat,
+# against which tests/test_generate.py checks them): (first year, code), in order.
+TONGLIANG_REGIONS = (
+    (0, 512124),  # 铜梁县, Sichuan, before 1983
+    (1983, 510228),  # 铜梁县, Sichuan, 1983-1997
+    (1997, 500224),  # 铜梁县, Chongqing, 1997-2014
+    (2014, 500151),  # 铜梁区, since 2014
+)
 
 # Real region codes of other places people moved in from (~3%), nearby places weighted higher.
 OTHER_REGIONS = (
@@ -43,16 +47,11 @@ OTHER_REGIONS = (
 XINJIANG_REGIONS = (650102, 653101)
 
 
-def check_char(first17: str) -> str:
-    s = sum(int(c) * w for c, w in zip(first17, WEIGHTS.tolist(), strict=True))
-    return "10X98765432"[s % 11]
-
-
 def home_region(birth_year: np.ndarray) -> np.ndarray:
     """The Tongliang region code in force in the birth year (numbers are issued at birth registration)."""
-    return np.where(
-        birth_year < 1997, REGION_SICHUAN, np.where(birth_year < 2014, REGION_COUNTY, REGION_DISTRICT)
-    )
+    starts = np.array([start for start, _ in TONGLIANG_REGIONS[1:]])
+    codes = np.array([code for _, code in TONGLIANG_REGIONS])
+    return codes[np.searchsorted(starts, birth_year, side="right")]
 
 
 def build_ids(region: np.ndarray, birth: np.ndarray, seq: np.ndarray) -> np.ndarray:
@@ -68,9 +67,8 @@ def build_ids(region: np.ndarray, birth: np.ndarray, seq: np.ndarray) -> np.ndar
         for k in range(width):
             digits[:, start + width - 1 - k] = v % 10
             v = v // 10
-    s = (digits[:, :17].astype(np.int64) * WEIGHTS).sum(axis=1) % 11
     out = digits + ord("0")
-    out[:, 17] = CHECK_CHARS[s]
+    out[:, 17] = check_chars(digits[:, :17])
     return np.ascontiguousarray(out).view("S18").ravel()
 
 
