@@ -8,11 +8,22 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import Asset, AssetAlias, AssetWatcher, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    AssetAlias,
+    AssetOrTimeSchedule,
+    AssetWatcher,
+    CronTriggerTimetable,
+    PokeReturnValue,
+    dag,
+    get_current_context,
+    task,
+)
 
 from crosscheck.contracts import contracts
 from crosscheck.monitoring import default_args
-from crosscheck.settings import DEPARTMENTS
+from crosscheck.pull import department_sources
+from crosscheck.settings import DEPARTMENTS, get_settings
 from crosscheck.tasks import TZ, asset_uri
 from crosscheck.triggers import LandingReadyTrigger, landing_asset_uri
 
@@ -27,6 +38,9 @@ SCHEDULE = os.environ.get("CROSSCHECK_INGEST_CRON") or None
 POKE_SECONDS = int(os.environ.get("CROSSCHECK_INGEST_POKE_SECONDS", "20"))
 WAIT_SECONDS = int(os.environ.get("CROSSCHECK_INGEST_WAIT_SECONDS", "60"))
 TRIGGER_POLL_SECONDS = float(os.environ.get("CROSSCHECK_INGEST_TRIGGER_POLL_SECONDS", "10"))
+# A department with extracts to pull (include/sources.yaml) is also run on this schedule: nothing arrives
+# by itself there, the run's pull task fetches it.
+PULL_CRON = os.environ.get("CROSSCHECK_PULL_CRON", "0 * * * *")
 
 
 def landing_schedule(department: str):
@@ -34,8 +48,11 @@ def landing_schedule(department: str):
     if SCHEDULE:
         return SCHEDULE
     trigger = LandingReadyTrigger(department, poll_seconds=TRIGGER_POLL_SECONDS)
-    return [Asset(name=f"landing_{department}", uri=landing_asset_uri(department),
-                  watchers=[AssetWatcher(name=f"landing_{department}_ready", trigger=trigger)])]
+    landing = Asset(name=f"landing_{department}", uri=landing_asset_uri(department),
+                    watchers=[AssetWatcher(name=f"landing_{department}_ready", trigger=trigger)])
+    if department_sources(department, get_settings()):
+        return AssetOrTimeSchedule(timetable=CronTriggerTimetable(PULL_CRON, timezone=TZ), assets=[landing])
+    return [landing]
 
 DOC = """
 ### 数据接收：{zh}（{department}）/ Ingest: {department}

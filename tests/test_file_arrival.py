@@ -135,3 +135,39 @@ def test_the_landing_trigger_fires_once_per_new_ready_file(tmp_path, monkeypatch
     assert seen == {"empty": [], "being written": [], "ready, again": [], "handled": [],
                     "ready": [{"department": "civil", "files": [source.name]}]}
     assert (landing / "civil" / source.name).exists()
+
+
+SCHEDULES = """
+import json, runpy, sys
+found = runpy.run_path(sys.argv[1])
+out = {}
+for department in ("civil", "finance"):
+    timetable = found[f"crosscheck_ingest_{department}"].timetable
+    (asset,) = timetable.asset_condition.objects
+    out[department] = [type(timetable).__name__, asset.uri, [type(w.trigger).__name__ for w in asset.watchers],
+                       getattr(getattr(timetable, "timetable", None), "expression", None)]
+print(json.dumps(out))
+"""
+
+
+def test_ingest_dags_start_from_their_landing_asset(tmp_path):
+    """Each ingest DAG is scheduled on crosscheck://landing/<dept>, watched by LandingReadyTrigger; a
+    department with an extract to pull (sources.yaml) also runs hourly, for its pull task."""
+    import json
+    import subprocess
+    import sys
+
+    from crosscheck.settings import ROOT
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(json.dumps({"payments": {"source": "sftp", "conn_id": "finance_exchange",
+                                                "path": "/outgoing/payments_{as_of:%Y%m%d}.csv"}}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSCHECK_INGEST")}
+    env.update({"AIRFLOW_HOME": str(tmp_path), "CROSSCHECK_SOURCES": str(sources)})
+    out = subprocess.run([sys.executable, "-c", SCHEDULES, str(ROOT / "dags" / "ingest.py")], env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {
+        "civil": ["AssetTriggeredTimetable", "crosscheck://landing/civil", ["LandingReadyTrigger"], None],
+        "finance": ["AssetOrTimeSchedule", "crosscheck://landing/finance", ["LandingReadyTrigger"], "0 * * * *"]}

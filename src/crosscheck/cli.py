@@ -206,6 +206,10 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         # Tasks reach the warehouse through this connection (crosscheck.warehouse.connection_url).
         "AIRFLOW_CONN_" + WAREHOUSE_CONN_ID.upper(): connection_json(warehouse_url),
+        # Lineage of the tasks (emitted only once a transport is configured: README "Lineage").
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "crosscheck.lineage.CrosscheckExtractor",
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "crosscheck",
+        "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",  # the extractor reads the task's XCom
         "CROSSCHECK_HOME": str(ROOT),
     } | ({
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
