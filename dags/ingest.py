@@ -6,6 +6,7 @@ Thin wiring only: every task body is a function of ``crosscheck.tasks`` imported
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pendulum
 from airflow.sdk import (
@@ -22,7 +23,6 @@ from airflow.sdk import (
 
 from crosscheck.contracts import contracts
 from crosscheck.monitoring import default_args
-from crosscheck.pull import department_sources
 from crosscheck.settings import DEPARTMENTS, get_settings
 from crosscheck.tasks import TZ, asset_uri
 from crosscheck.triggers import LandingReadyTrigger, landing_asset_uri
@@ -43,6 +43,25 @@ TRIGGER_POLL_SECONDS = float(os.environ.get("CROSSCHECK_INGEST_TRIGGER_POLL_SECO
 PULL_CRON = os.environ.get("CROSSCHECK_PULL_CRON", "0 * * * *")
 
 
+def _pulls(department: str) -> bool:
+    """Whether the sources file names an extract of the department to pull. Read with yaml here: importing
+    crosscheck.pull would load the warehouse stack into the DAG processor (its load_sources checks the
+    file when the pull task runs; a broken file shows there)."""
+    import yaml
+
+    from crosscheck.settings import INCLUDE_DIR
+
+    try:
+        raw = yaml.safe_load(Path(get_settings().sources_file or INCLUDE_DIR / "sources.yaml").read_text("utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    if not isinstance(raw, dict):
+        return False
+    known = contracts()
+    return any(isinstance(spec, dict) and spec.get("source", "drop") != "drop" and extract in known
+               and known[extract].department == department for extract, spec in raw.items())
+
+
 def landing_schedule(department: str):
     """The department's drop folder as an asset whose watcher fires when a new file is ready."""
     if SCHEDULE:
@@ -50,7 +69,7 @@ def landing_schedule(department: str):
     trigger = LandingReadyTrigger(department, poll_seconds=TRIGGER_POLL_SECONDS)
     landing = Asset(name=f"landing_{department}", uri=landing_asset_uri(department),
                     watchers=[AssetWatcher(name=f"landing_{department}_ready", trigger=trigger)])
-    if department_sources(department, get_settings()):
+    if _pulls(department):
         return AssetOrTimeSchedule(timetable=CronTriggerTimetable(PULL_CRON, timezone=TZ), assets=[landing])
     return [landing]
 
