@@ -28,8 +28,11 @@ lint: setup
 	$(BIN)/ruff check .
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
+# requirements-runtime.lock (the Docker image): the same pins without the dev extra — resolved with
+# requirements.lock as constraints, so every version equals the development lock's.
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev -p 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml -p 3.11 -c requirements.lock -o requirements-runtime.lock
 
 clean:
 	rm -rf var/reports var/outbox var/archive var/demo

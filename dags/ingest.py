@@ -6,27 +6,78 @@ Thin wiring only: every task body is a function of ``crosscheck.tasks`` imported
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pendulum
-from airflow.sdk import Asset, AssetAlias, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    AssetAlias,
+    AssetOrTimeSchedule,
+    AssetWatcher,
+    CronTriggerTimetable,
+    PokeReturnValue,
+    dag,
+    get_current_context,
+    task,
+)
 
 from crosscheck.catalogue import departments
 from crosscheck.contracts import contracts
 from crosscheck.monitoring import default_args
+from crosscheck.settings import get_settings
 from crosscheck.tasks import TZ, asset_uri
+from crosscheck.triggers import LandingReadyTrigger, landing_asset_uri
 
 DEPARTMENT_ZH = {code: dept.full for code, dept in departments().items()}
-# A run starts every hour; its sensor pokes the drop folder every POKE seconds, without holding a
-# worker slot between pokes (reschedule mode), and gives up quietly (skipped) before the next run.
-SCHEDULE = os.environ.get("CROSSCHECK_INGEST_CRON", "0 * * * *")
-POKE_SECONDS = int(os.environ.get("CROSSCHECK_INGEST_POKE_SECONDS", "300"))
-WAIT_SECONDS = int(os.environ.get("CROSSCHECK_INGEST_WAIT_SECONDS", str(55 * 60)))
+# A run starts when a file in the department's drop folder is ready (the triggerer's LandingReadyTrigger
+# fires the asset crosscheck://landing/<dept>): no run when no file came. CROSSCHECK_INGEST_CRON restores
+# a timed schedule instead (e.g. "0 * * * *" with WAIT 3300 s: the hourly poking of before).
+# The sensor then finds the files at once; it pokes every POKE seconds (no worker slot held between
+# pokes) and gives up quietly (skipped) after WAIT — e.g. when an earlier run took the file already.
+SCHEDULE = os.environ.get("CROSSCHECK_INGEST_CRON") or None
+POKE_SECONDS = int(os.environ.get("CROSSCHECK_INGEST_POKE_SECONDS", "20"))
+WAIT_SECONDS = int(os.environ.get("CROSSCHECK_INGEST_WAIT_SECONDS", "60"))
+TRIGGER_POLL_SECONDS = float(os.environ.get("CROSSCHECK_INGEST_TRIGGER_POLL_SECONDS", "10"))
+# A department with extracts to pull (include/sources.yaml) is also run on this schedule: nothing arrives
+# by itself there, the run's pull task fetches it.
+PULL_CRON = os.environ.get("CROSSCHECK_PULL_CRON", "0 * * * *")
+
+
+def _pulls(department: str) -> bool:
+    """Whether the sources file names an extract of the department to pull. Read with yaml here: importing
+    crosscheck.pull would load the warehouse stack into the DAG processor (its load_sources checks the
+    file when the pull task runs; a broken file shows there)."""
+    import yaml
+
+    from crosscheck.settings import INCLUDE_DIR
+
+    try:
+        raw = yaml.safe_load(Path(get_settings().sources_file or INCLUDE_DIR / "sources.yaml").read_text("utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    if not isinstance(raw, dict):
+        return False
+    known = contracts()
+    return any(isinstance(spec, dict) and spec.get("source", "drop") != "drop" and extract in known
+               and known[extract].department == department for extract, spec in raw.items())
+
+
+def landing_schedule(department: str):
+    """The department's drop folder as an asset whose watcher fires when a new file is ready."""
+    if SCHEDULE:
+        return SCHEDULE
+    trigger = LandingReadyTrigger(department, poll_seconds=TRIGGER_POLL_SECONDS)
+    landing = Asset(name=f"landing_{department}", uri=landing_asset_uri(department),
+                    watchers=[AssetWatcher(name=f"landing_{department}_ready", trigger=trigger)])
+    if _pulls(department):
+        return AssetOrTimeSchedule(timetable=CronTriggerTimetable(PULL_CRON, timezone=TZ), assets=[landing])
+    return [landing]
 
 DOC = """
 ### 数据接收：{zh}（{department}）/ Ingest: {department}
 
 **中文**：若本部门有数据项配置为从其数据库或前置机（SFTP）拉取（`include/sources.yaml`），先拉取前一天的数据放入报送目录。
-每小时检查一次 `landing/{department}/` 报送目录，等待新文件就绪（有 `.done` 标记或一分钟内未再变化）。
+`landing/{department}/` 报送目录中有新文件就绪（有 `.done` 标记或一分钟内未再变化）时自动开始（无新文件不运行）。
 每个文件依次：归档 → 读取与标准化 → 暂存（staging）→ Great Expectations 校验 → 原子入库（core），
 并在 `outbox/{department}/` 生成回执（回执说明每一行被接收或拒收的原因）。
 文件名或格式不合规的文件会被拒收并生成回执，**不会**导致任务失败；其他部门的数据接收互不影响。
@@ -36,8 +87,8 @@ DOC = """
 四个部门的数据全部更新后将触发夜间比对（最迟每天 05:00 比对）。
 
 **English**: first pull the extracts `include/sources.yaml` says come from the department's database or
-SFTP exchange server (yesterday's date) into the drop folder; then every hour, wait (sensor in reschedule mode, no worker slot held) for new ready files in
-`landing/{department}/`; then, per file (dynamic task mapping): archive, read and normalise into
+SFTP exchange server (yesterday's date) into the drop folder; a run starts when a new file in
+`landing/{department}/` is ready (asset `crosscheck://landing/{department}` fired by the triggerer; no run without a file); then, per file (dynamic task mapping): archive, read and normalise into
 staging, validate with the extract's Great Expectations suite, load into core atomically, and write
 the receipt to `outbox/{department}/`. A refused file is a receipt, not a task failure. A file whose
 quarantine share or row count departs grossly from the extract's recent history is **held** (not
@@ -58,7 +109,7 @@ def build_ingest_dag(department: str, extracts: list[str]):
         description=f"接收{DEPARTMENT_ZH.get(department, department)}报送的数据 / ingest {department} extracts",
         doc_md=DOC.format(department=department, zh=DEPARTMENT_ZH.get(department, department),
                           extracts=", ".join(f"`{e}`" for e in extracts)),
-        schedule=SCHEDULE,
+        schedule=landing_schedule(department),
         start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
         catchup=False,
         max_active_runs=1,

@@ -1,6 +1,8 @@
 """docker-compose.yaml: validated with `docker-compose config` when the tool is installed (Debian's
 docker-compose 1.29 validates without a docker engine), otherwise by a structural check with PyYAML.
-Either way: the required services with health checks, and no literal secrets in the file.
+Either way: the required services with health checks, and no secret in the file or its resolved
+configuration: secrets are Docker secrets (files), read in the containers by docker/secrets.sh, which is
+run here too.
 
 The profile "celery" (Redis, Celery workers, Flower) is off by default. `docker-compose config` (1.29)
 prints every service, whatever the active profiles, so which services `up` would start is computed here
@@ -8,9 +10,11 @@ with the compose rule: a service runs when it has no `profiles` or one of them i
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,14 +30,13 @@ CELERY_SERVICES = {"redis", "airflow-worker", "flower"}
 AIRFLOW_SERVICES = (SERVICES | CELERY_SERVICES) - {"postgres", "redis"}
 DATA_MOUNTS = {f"/data/{folder}" for folder in ("landing", "archive", "outbox", "reports", "feedback", "var")}
 EXECUTOR_SWITCH = "${AIRFLOW_EXECUTOR:-LocalExecutor}"
-SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|SQL_ALCHEMY_CONN|WAREHOUSE_URL|RESULT_BACKEND", re.I)
-DUMMY_ENV = {
-    "POSTGRES_PASSWORD": "pw-postgres", "AIRFLOW_DB_USER": "airflow", "AIRFLOW_DB_NAME": "airflow",
-    "AIRFLOW_DB_PASSWORD": "pw-airflow", "WAREHOUSE_DB_USER": "crosscheck", "WAREHOUSE_DB_NAME": "crosscheck",
-    "WAREHOUSE_DB_PASSWORD": "pw-warehouse", "AIRFLOW_FERNET_KEY": "dummy-fernet-key",
-    "AIRFLOW_SECRET_KEY": "dummy-secret-key", "AIRFLOW_ADMIN_PASSWORD": "pw-admin",
-}
-SECRET_VALUES = {v for k, v in DUMMY_ENV.items() if SECRET_KEY.search(k)}
+SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|SQL_ALCHEMY_CONN|WAREHOUSE_URL|RESULT_BACKEND|AIRFLOW_CONN_", re.I)
+SECRETS = {"postgres_password": "pw-postgres", "airflow_db_password": "pw-air/flow@1",
+           "warehouse_db_password": "pw-ware:house%", "airflow_fernet_key": "dummy-fernet-key",
+           "airflow_secret_key": "dummy-secret-key", "airflow_admin_password": "pw-admin"}
+SECRET_VALUES = set(SECRETS.values())
+DUMMY_ENV = {"AIRFLOW_DB_USER": "airflow", "AIRFLOW_DB_NAME": "airflow", "WAREHOUSE_DB_USER": "crosscheck",
+             "WAREHOUSE_DB_NAME": "crosscheck"}
 CELERY_ENV = {"COMPOSE_PROFILES": "celery", "AIRFLOW_EXECUTOR": "CeleryExecutor"}
 
 
@@ -42,8 +45,17 @@ def _docker_compose() -> str | None:
         "/usr/bin/docker-compose" if Path("/usr/bin/docker-compose").exists() else None)
 
 
+def _secrets_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "secrets"
+    folder.mkdir(exist_ok=True)
+    for name, value in SECRETS.items():
+        (folder / name).write_text(value + "\n", encoding="utf-8")
+    return folder
+
+
 def _env_file(tmp_path: Path, values: dict) -> Path:
     path = tmp_path / "test.env"
+    values = {"CROSSCHECK_SECRETS_DIR": str(_secrets_dir(tmp_path)), **values}
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
     return path
 
@@ -89,7 +101,11 @@ def _check_structure(config: dict, executor: str) -> None:
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == executor, name
-        assert "CROSSCHECK_WAREHOUSE_URL" in env and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in env
+        # the URLs with passwords are built in the container from the secret files (docker/secrets.sh)
+        assert env["AIRFLOW_DB_PASSWORD_FILE"] == "/run/secrets/airflow_db_password", name
+        assert env["WAREHOUSE_DB_PASSWORD_FILE"] == "/run/secrets/warehouse_db_password", name
+        assert not {"CROSSCHECK_WAREHOUSE_URL", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"} & set(env), name
+        assert {"airflow_db_password", "warehouse_db_password"} <= set(map(_secret_name, services[name]["secrets"]))
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", name
     commands = {name: str(services[name].get("command")) for name in AIRFLOW_SERVICES - {"airflow-init"}}
     assert commands == {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
@@ -108,16 +124,27 @@ def _check_structure(config: dict, executor: str) -> None:
     assert not {"hostname", "container_name"} & set(services["airflow-worker"]), "workers could not scale"
 
 
+def _secret_name(entry) -> str:
+    return entry if isinstance(entry, str) else entry["source"]
+
+
 def test_compose_file_has_no_literal_secrets():
-    """Every password, key and URL with credentials is a ${VAR:?} reference to .env."""
+    """Every password and key is a Docker secret: a file under /run/secrets, named by <VAR>_FILE or read
+    by Airflow's <option>_CMD, declared at the top level with a file source and given to the service."""
     raw = _raw()
+    declared = raw["secrets"]
+    assert set(declared) == set(SECRETS) and all("file" in d for d in declared.values())
     for name, service in raw["services"].items():
+        given = set(map(_secret_name, service.get("secrets") or []))
         for key, value in (service.get("environment") or {}).items():
-            if SECRET_KEY.search(key) and not key.endswith("_FILE"):
-                assert re.search(r"\$\{[A-Z_]+:\?", str(value)), f"{name}.{key} is not taken from .env"
-                assert not re.search(r"\$\{[A-Z_]+:?-", str(value)), f"{name}.{key} has a default value"
+            # not secrets of this stack: the optional notifier's URI from .env, the auth manager's own file
+            if SECRET_KEY.search(key) and key not in ("AIRFLOW_CONN_CROSSCHECK_NOTIFY",
+                                                      "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"):
+                match = re.fullmatch(r"(?:cat )?/run/secrets/(\w+)", str(value))
+                assert match and key.endswith(("_FILE", "_CMD")), f"{name}.{key} is not a secret file"
+                assert match.group(1) in given, f"{name}.{key}: secret {match.group(1)} not given to {name}"
     text = re.sub(r"\$\{[^}]*\}", "", _code())
-    assert not re.search(r"(?i)password\s*[:=]\s*['\"]?[A-Za-z0-9]{4,}", text), "a literal password in docker-compose.yaml"
+    assert not re.search(r"(?i)password[ \t]*[:=][ \t]*['\"]?[A-Za-z0-9]{4,}", text), "a literal password in docker-compose.yaml"
     _check_structure(raw, EXECUTOR_SWITCH)
     assert raw["services"]["redis"]["image"] == "redis:7"
 
@@ -125,8 +152,54 @@ def test_compose_file_has_no_literal_secrets():
 def test_compose_config_validates(tmp_path):
     config = _compose_config(tmp_path, DUMMY_ENV)
     _check_structure(config, "LocalExecutor")
-    scheduler = config["services"]["airflow-scheduler"]["environment"]
-    assert scheduler["CROSSCHECK_WAREHOUSE_URL"] == "postgresql://crosscheck:pw-warehouse@postgres:5432/crosscheck"
+    assert {s: d["file"] for s, d in config["secrets"].items()} == {
+        s: str(tmp_path / "secrets" / s) for s in SECRETS}
+    assert not any(v in json.dumps(config) for v in SECRET_VALUES)  # nothing of a secret in the config
+
+
+def test_secrets_script_builds_the_urls_and_the_warehouse_connection(tmp_path):
+    """docker/secrets.sh, as the containers source it: the secret files become the metadata URL, the
+    Celery result backend, CROSSCHECK_WAREHOUSE_URL (the CLI) and AIRFLOW_CONN_CROSSCHECK_WAREHOUSE (the
+    tasks), passwords percent-encoded; a missing secret file stops the container with one line."""
+    folder = _secrets_dir(tmp_path)
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", **DUMMY_ENV,
+           "AIRFLOW_DB_PASSWORD_FILE": str(folder / "airflow_db_password"),
+           "WAREHOUSE_DB_PASSWORD_FILE": str(folder / "warehouse_db_password")}
+    show = ("source docker/secrets.sh; for v in AIRFLOW__DATABASE__SQL_ALCHEMY_CONN AIRFLOW__CELERY__RESULT_BACKEND "
+            "CROSSCHECK_WAREHOUSE_URL AIRFLOW_CONN_CROSSCHECK_WAREHOUSE; do echo \"$v=${!v}\"; done")
+    out = subprocess.run(["bash", "-euc", show], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    got = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    assert got["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql+psycopg2://airflow:pw-air%2Fflow%401@postgres:5432/airflow"
+    assert got["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql://airflow:pw-air%2Fflow%401@postgres:5432/airflow"
+    url = "postgresql://crosscheck:pw-ware%3Ahouse%25@postgres:5432/crosscheck"
+    assert got["CROSSCHECK_WAREHOUSE_URL"] == url
+    connection = json.loads(got["AIRFLOW_CONN_CROSSCHECK_WAREHOUSE"])
+    assert connection == {"conn_type": "postgres", "host": "postgres", "port": 5432, "login": "crosscheck",
+                          "password": "pw-ware:house%", "schema": "crosscheck"}
+
+    (folder / "warehouse_db_password").unlink()
+    out = subprocess.run(["bash", "-euc", "source docker/secrets.sh"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0 and "warehouse_db_password" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_runtime_image_has_no_test_tools():
+    """The image installs requirements-runtime.lock: the development lock's pins minus the dev extra.
+    The build context leaves out the virtualenv, var/, tests and caches."""
+    def pins(name):
+        return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / name).read_text(encoding="utf-8"), re.M))
+
+    dev, runtime = pins("requirements.lock"), pins("requirements-runtime.lock")
+    assert runtime and all(dev.get(p) == v for p, v in runtime.items())  # the same versions
+    assert not {"pytest", "pytest-xdist", "ruff", "playwright", "hypothesis", "pyinstrument"} & set(runtime)
+    assert {"apache-airflow", "apache-airflow-providers-postgres", "apache-airflow-providers-openlineage",
+            "great-expectations"} <= set(runtime)
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "pip install --no-cache-dir -r /opt/crosscheck/requirements-runtime.lock" in dockerfile
+    assert not re.search(r"^(COPY|RUN)\b.*\brequirements\.lock", dockerfile, re.M)  # not the dev lock
+    ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
+    assert {".venv", "var", "tests", ".git", "secrets", ".env", ".pytest_cache", "**/__pycache__"} <= ignored
 
 
 def test_default_stack_is_local_executor_without_celery_services(tmp_path):
@@ -154,7 +227,7 @@ def test_celery_profile_runs_redis_workers_and_flower(tmp_path, how):
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
-        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql://airflow:pw-airflow@postgres:5432/airflow"
+        assert "AIRFLOW__CELERY__RESULT_BACKEND" not in env  # built from the secret file in the container
 
     worker = services["airflow-worker"]
     ping = " ".join(worker["healthcheck"]["test"]).replace("$$", "$")
@@ -179,17 +252,13 @@ def test_celery_workers_flower_port_and_concurrency_come_from_env(tmp_path):
     assert config["services"]["flower"]["ports"] == ["127.0.0.1:5566:5555/tcp"]
 
 
-def test_celery_config_holds_secrets_only_where_env_puts_them(tmp_path):
-    """Every value from .env's secrets lands in an environment entry meant for it — never in a command,
-    health check, port or URL of the Celery services (e.g. no password in the broker URL)."""
+def test_celery_config_holds_no_secret(tmp_path):
+    """No secret's value anywhere in the Celery stack's resolved configuration (environment, commands,
+    health checks, ports, the broker URL): the containers read them from /run/secrets."""
     config = _compose_config(tmp_path, {**DUMMY_ENV, **CELERY_ENV})
     for name, service in config["services"].items():
         for key, value in service.items():
-            if key == "environment":
-                holders = {k for k, v in value.items() if any(s in str(v) for s in SECRET_VALUES)}
-                assert all(SECRET_KEY.search(k) for k in holders), (name, holders)
-            else:
-                assert not any(s in str(value) for s in SECRET_VALUES), f"a secret in {name}.{key}"
+            assert not any(s in str(value) for s in SECRET_VALUES), f"a secret in {name}.{key}"
 
 
 @pytest.mark.parametrize("extra", [{}, CELERY_ENV], ids=["local", "celery"])
@@ -197,10 +266,10 @@ def test_compose_refuses_to_start_without_secrets(tmp_path, extra):
     tool = _docker_compose()
     if tool is None:
         pytest.skip("docker-compose is not installed")
-    env = _env_file(tmp_path, {**{k: v for k, v in DUMMY_ENV.items() if k != "WAREHOUSE_DB_PASSWORD"}, **extra})
+    env = _env_file(tmp_path, {**{k: v for k, v in DUMMY_ENV.items() if k != "WAREHOUSE_DB_USER"}, **extra})
     out = subprocess.run([tool, "--env-file", str(env), "-f", str(COMPOSE), "config"], capture_output=True,
                          text=True, timeout=60, cwd=tmp_path)
-    assert out.returncode != 0 and "WAREHOUSE_DB_PASSWORD" in out.stderr
+    assert out.returncode != 0 and "WAREHOUSE_DB_USER" in out.stderr
 
 
 def test_env_example_lists_every_required_variable():
@@ -208,8 +277,9 @@ def test_env_example_lists_every_required_variable():
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     listed = set(re.findall(r"^([A-Z_]+)=", example, re.M))
     assert required <= listed, required - listed
-    for key in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "WAREHOUSE_DB_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):
-        assert re.search(rf"^{key}=$", example, re.M), f"{key} must be empty in .env.example"
+    assert not re.search(r"^[A-Z_]*(PASSWORD|SECRET_KEY|FERNET)[A-Z_]*=", example, re.M), "a secret in .env.example"
+    for name in SECRETS:  # each secret file is named where .env.example says how to make it
+        assert name in example, name
     # the executor switch: both lines documented together, off by default
     assert re.search(r"^# COMPOSE_PROFILES=celery\n# AIRFLOW_EXECUTOR=CeleryExecutor$", example, re.M)
     optional = set(re.findall(r"\$\{([A-Z_]+):-", _code())) - {"AIRFLOW_UID", "AIRFLOW_EXECUTOR"}

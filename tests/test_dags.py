@@ -478,7 +478,9 @@ def test_crosscheck_airflow_environment(capsys, monkeypatch, fresh_warehouse):
     assert env["AIRFLOW__API__PORT"] == "8089"
     assert env["AIRFLOW_HOME"] == str(get_settings().var_dir / "airflow")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql+psycopg2://airflow:***@db.example:5432/airflow"
-    assert env["CROSSCHECK_WAREHOUSE_URL"].startswith("postgresql://")
+    # The warehouse reaches the tasks as the Airflow connection crosscheck_warehouse, password masked here.
+    assert "CROSSCHECK_WAREHOUSE_URL" not in env
+    assert json.loads(env["AIRFLOW_CONN_CROSSCHECK_WAREHOUSE"])["conn_type"] == "postgres"
     socket_dir = _embedded_pgdata(fresh_warehouse.url)
     assert socket_dir is None or (socket_dir / "PG_VERSION").exists()
     assert _embedded_pgdata("postgresql://u:p@db.example:5432/x") is None
@@ -564,3 +566,21 @@ def test_held_file_shows_in_the_ingest_dag(dagbag, crosscheck_env, fresh_warehou
     assert summary["by_status"] == {"held": 1}
     [alert] = [m["text"]["content"] for m in received if "HELD" in m["text"]["content"]]
     assert alert.startswith(f"[crosscheck] HELD hrss/{damaged.name}") and "crosscheck release" in alert
+
+
+def test_tasks_reach_the_warehouse_through_the_airflow_connection(dagbag, crosscheck_env, fresh_warehouse,
+                                                                   tmp_path, monkeypatch):
+    """Only the connection crosscheck_warehouse points at the warehouse; CROSSCHECK_WAREHOUSE_URL names
+    a database that does not exist (the fallback would refuse it). The civil ingest DAG loads its files."""
+    from crosscheck import warehouse as wh
+
+    landing = tmp_path / "landing"
+    write_minimal_district(landing, night_date(), rows=3)
+    monkeypatch.setenv("CROSSCHECK_LANDING", str(landing))
+    monkeypatch.setenv("CROSSCHECK_WAREHOUSE_URL", wh.with_database(fresh_warehouse.url, "no_such_database"))
+    monkeypatch.setenv("AIRFLOW_CONN_CROSSCHECK_WAREHOUSE", wh.connection_json(fresh_warehouse.url))
+    get_settings.cache_clear()
+    run, _ = run_dag(dagbag, "crosscheck_ingest_civil")
+    assert str(run.state) == "success", task_states(run)
+    statuses = files_by_status(fresh_warehouse)
+    assert statuses and set(statuses.values()) == {"loaded"} and {d for d, _ in statuses} == {"civil"}

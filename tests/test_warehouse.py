@@ -200,3 +200,32 @@ def test_migration_0008_rekeys_unusable_ids_and_rehashes_verdicts(warehouse_serv
     finally:
         warehouse.engine.dispose()
         wh.drop_database(warehouse_server, name)
+
+
+def test_connection_json_round_trips_through_the_postgres_hook(monkeypatch):
+    """The URL → AIRFLOW_CONN_CROSSCHECK_WAREHOUSE (what `crosscheck airflow` and compose define) → the
+    postgres provider's hook → the same psycopg URL: a TCP server with a password of URL-special
+    characters and sslmode, and the embedded server's socket directory."""
+    for url in ("postgresql://crosscheck:p%40ss%3A%2Fw@db.example:5433/warehouse?sslmode=require",
+                "postgresql://postgres@/crosscheck?host=%2Fsrv%2Fpgdata"):
+        monkeypatch.setenv("AIRFLOW_CONN_CROSSCHECK_WAREHOUSE", wh.connection_json(url))
+        assert wh.connection_url() == url
+    monkeypatch.delenv("AIRFLOW_CONN_CROSSCHECK_WAREHOUSE")
+    assert wh.connection_url() is None  # no connection: the tasks fall back to CROSSCHECK_WAREHOUSE_URL
+
+
+def test_the_cli_uses_the_url_not_the_connection(monkeypatch, capsys, fresh_warehouse):
+    """`crosscheck warehouse url` goes by CROSSCHECK_WAREHOUSE_URL even when an Airflow connection
+    crosscheck_warehouse (here naming a database that does not exist) is defined."""
+    from crosscheck import settings
+    from crosscheck.cli import main
+
+    monkeypatch.setenv("CROSSCHECK_WAREHOUSE_URL", fresh_warehouse.url)
+    monkeypatch.setenv("AIRFLOW_CONN_CROSSCHECK_WAREHOUSE",
+                       wh.connection_json(wh.with_database(fresh_warehouse.url, "no_such_database")))
+    settings.get_settings.cache_clear()
+    try:
+        assert main(["warehouse", "url"]) == 0
+    finally:
+        settings.get_settings.cache_clear()
+    assert capsys.readouterr().out.strip() == wh.redact(fresh_warehouse.url)

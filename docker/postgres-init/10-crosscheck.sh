@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs once, when the PostgreSQL volume is first initialised (docker-entrypoint-initdb.d).
 # Two databases with their own roles: the Airflow metadata DB and the crosscheck warehouse.
-# Passwords come from the environment (docker-compose passes them from .env); none is defined here.
+# Passwords come from Docker secrets (files named by *_PASSWORD_FILE); none is defined here.
 set -euo pipefail
+# Docker secrets: the passwords are files (<VAR>_FILE), read here.
+AIRFLOW_DB_PASSWORD=${AIRFLOW_DB_PASSWORD:-$(cat "${AIRFLOW_DB_PASSWORD_FILE:?}")}
+WAREHOUSE_DB_PASSWORD=${WAREHOUSE_DB_PASSWORD:-$(cat "${WAREHOUSE_DB_PASSWORD_FILE:?}")}
 : "${AIRFLOW_DB_USER:?}" "${AIRFLOW_DB_PASSWORD:?}" "${AIRFLOW_DB_NAME:?}"
 : "${WAREHOUSE_DB_USER:?}" "${WAREHOUSE_DB_PASSWORD:?}" "${WAREHOUSE_DB_NAME:?}"
 

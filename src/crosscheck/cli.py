@@ -183,6 +183,7 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
     import os
 
     from crosscheck.settings import ROOT, USERS_TIMEZONE
+    from crosscheck.warehouse import WAREHOUSE_CONN_ID, connection_json
 
     bin_dir = str(Path(sys.executable).parent)
     return {
@@ -203,7 +204,12 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
-        "CROSSCHECK_WAREHOUSE_URL": warehouse_url,
+        # Tasks reach the warehouse through this connection (crosscheck.warehouse.connection_url).
+        "AIRFLOW_CONN_" + WAREHOUSE_CONN_ID.upper(): connection_json(warehouse_url),
+        # Lineage of the tasks (emitted only once a transport is configured: README "Lineage").
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "crosscheck.lineage.CrosscheckExtractor",
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "crosscheck",
+        "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",  # the extractor reads the task's XCom
         "CROSSCHECK_HOME": str(ROOT),
     } | ({
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
@@ -265,6 +271,8 @@ def cmd_airflow(args) -> int:
     if args.print_env:
         for key, value in env.items():
             shown = wh.redact(value) if "://" in value else value
+            if key.startswith("AIRFLOW_CONN_") and '"password"' in value:  # a connection's JSON
+                shown = json.dumps({**json.loads(value), "password": "***"})
             print(f"{key}={shown}")
         return 0
 

@@ -47,10 +47,12 @@ def _settings():
 
 
 def _warehouse(settings=None):
-    from crosscheck.warehouse import open_warehouse
+    """The warehouse of the Airflow connection ``crosscheck_warehouse``; without that connection the
+    URL of ``CROSSCHECK_WAREHOUSE_URL`` (what the CLI uses), else the embedded server."""
+    from crosscheck.warehouse import connection_url, open_warehouse
 
     settings = settings or _settings()
-    return open_warehouse(settings.warehouse_url)
+    return open_warehouse(connection_url() or settings.warehouse_url)
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,19 +69,21 @@ def _handled(warehouse, department: str) -> set[tuple[str, int | None, int | Non
     return {(r[0], r[1], r[2]) for r in rows}
 
 
-def pending_drops(department: str, settings=None, warehouse=None) -> list[str]:
+def pending_drops(department: str, settings=None, warehouse=None, keys: bool = False) -> list:
     """Names of the drops in landing/<department>/ that are ready (or to be refused with a receipt)
     and that the warehouse has not handled yet: what the sensor waits for.
 
     "Handled" is judged by name, size and modification time (cheap: no hashing while waiting); the
     ingest step still checks the content hash, so a rerun never loads a file twice.
+    ``keys``: (name, size, mtime) of each instead, and no log line (the file-arrival trigger polls).
     """
     from crosscheck.pickup import safe_display_name, scan
 
     settings = settings or _settings()
     drops = scan(settings.landing_dir, settings, [department])
     if not drops:
-        log.info("%s: no files in %s", department, settings.landing_dir / department)
+        if not keys:
+            log.info("%s: no files in %s", department, settings.landing_dir / department)
         return []
     warehouse = warehouse or _warehouse(settings)
     handled = _handled(warehouse, department)
@@ -90,7 +94,9 @@ def pending_drops(department: str, settings=None, warehouse=None) -> list[str]:
             continue
         if (safe_display_name(drop.name), drop.size, drop.mtime_ns) in handled:
             continue
-        pending.append(drop.name)
+        pending.append((drop.name, drop.size, drop.mtime_ns) if keys else drop.name)
+    if keys:
+        return pending
     log.info("%s: %d file(s) in the drop folder, %d new and ready, %d still being written%s",
              department, len(drops), len(pending), len(waiting),
              (": " + ", ".join(pending)) if pending else "")

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -277,3 +277,41 @@ def open_warehouse(url: str | None = None, migrate: bool = True, create: bool | 
     if migrate:
         warehouse.migrate()
     return warehouse
+
+
+# --------------------------------------------------------------------------------------------
+# The warehouse as an Airflow Connection (tasks); the CLI keeps the URL
+# --------------------------------------------------------------------------------------------
+
+WAREHOUSE_CONN_ID = "crosscheck_warehouse"
+
+
+def connection_url(conn_id: str = WAREHOUSE_CONN_ID) -> str | None:
+    """The psycopg URL of the Airflow connection ``conn_id`` (None when no such connection is defined).
+
+    Built by the postgres provider's hook from the connection's fields, so a connection made in the UI,
+    a secrets backend or ``AIRFLOW_CONN_<ID>`` all work; a Unix socket directory (the embedded server)
+    travels as ``extra.sqlalchemy_query.host``."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return _libpq_url(PostgresHook(postgres_conn_id=conn_id).get_uri())
+    except AirflowNotFoundException:
+        return None
+
+
+def connection_json(url: str) -> str:
+    """``url`` as the JSON value of ``AIRFLOW_CONN_<ID>`` for a postgres connection (the inverse of
+    ``connection_url``): how ``crosscheck airflow`` and compose define ``crosscheck_warehouse``."""
+    import json
+    from urllib.parse import parse_qsl
+
+    parts = urlsplit(_libpq_url(url))
+    fields = {"conn_type": "postgres", "host": unquote(parts.hostname or ""), "port": parts.port,
+              "login": unquote(parts.username or ""), "password": unquote(parts.password or ""),
+              "schema": unquote(parts.path.lstrip("/"))}
+    query = dict(parse_qsl(parts.query))
+    if query:  # e.g. host=/socket/dir, sslmode=require: passed through to libpq unchanged
+        fields["extra"] = {"sqlalchemy_query": query}
+    return json.dumps({k: v for k, v in fields.items() if v not in (None, "")})
