@@ -177,3 +177,42 @@ def test_report_page_in_airflow_with_fab_roles(published, tmp_path):
     assert town[f"nights/{D}/worklists/{quote(towns[1])}.xlsx"] == 403
     assert town[f"nights/{D}/report.html"] == 403
     assert town[""] == 200
+
+
+def test_data_docs_read_offline_with_file_date_and_results(published):
+    """Every validation has the project's summary beside GX's page; the index names file, date, pass/fail;
+    GX's pages carry neither their script (it needs jQuery from the web) nor the newsletter footer."""
+    import re
+    import shutil
+
+    settings, _, _ = published
+    docs = settings.reports_dir / "data_docs"
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(r"<tr><td><a href='([^']+)'>([^<]+)</a></td><td>([^<]*)</td><td[^>]*>(通过|未通过)</td>", index)
+    names = {name for _, name, _, _ in rows}
+    assert any(n.startswith("residents_") for n in names), names
+    assert any(n.startswith("比对规则") for n in names)
+    assert all(day == str(D) for _, name, day, _ in rows if not name.startswith("比对规则")) and rows
+    summary = (docs / rows[0][0]).read_text(encoding="utf-8")
+    assert "检查项" in summary and re.search(r">(通过|未通过)</td><td class='num'>\d*</td>", summary)
+    counted = [p for p in docs.glob("*-warnings.summary.html")]
+    assert counted and re.search(r"<td class='num'>\d+</td><td class='num'>\d+</td>",
+                                 counted[0].read_text(encoding="utf-8"))
+    for page in docs.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "<script" not in text.lower() and "newsletter" not in text.lower(), page.name
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None and not os.environ.get("CI"):
+        return
+    from playwright.sync_api import sync_playwright
+
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for name in ("index.html", rows[0][0], sorted(docs.glob("*-warnings.html"))[0].name):
+            page.goto((docs / name).as_uri())
+        browser.close()
+    assert errors == []

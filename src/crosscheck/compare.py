@@ -572,7 +572,8 @@ def run_rule_suites(warehouse: Warehouse, as_of: date) -> dict[str, dict]:
     for path in sorted(RULE_SUITES_DIR.glob("*.json")):
         suite = load_suite(path.stem, "rules", query_for=_rule_query)
         result = run_suite(warehouse, suite, "night", "params", as_of.isoformat())
-        write_data_docs(result, get_settings().reports_dir / "data_docs" / f"rules-{as_of}-{path.stem}.html")
+        write_data_docs(result, get_settings().reports_dir / "data_docs" / f"rules-{as_of}-{path.stem}.html",
+                        {"file_name": f"比对规则 {WORKLIST_SHEETS.get(path.stem, path.stem)}", "as_of": as_of})
         for res in result.results:
             rule = (res.expectation_config.meta or {}).get("rule")
             if rule:
