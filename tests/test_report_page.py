@@ -188,7 +188,9 @@ def test_data_docs_read_offline_with_file_date_and_results(published):
     settings, _, _ = published
     docs = settings.reports_dir / "data_docs"
     index = (docs / "index.html").read_text(encoding="utf-8")
-    rows = re.findall(r"<tr><td><a href='([^']+)'>([^<]+)</a></td><td>([^<]*)</td><td[^>]*>(通过|未通过)</td>", index)
+    rows = re.findall(r"<tr><td><a href='([^']+)'>([^<]+)</a>[^<]*</td><td>([^<]*)</td><td[^>]*>(通过|未通过)</td>", index)
+    gx_pages = [p for p in docs.glob("*.html") if p.name != "index.html" and not p.name.endswith(".summary.html")]
+    assert len(rows) == len(gx_pages)  # each validation with its summary
     names = {name for _, name, _, _ in rows}
     assert any(n.startswith("residents_") for n in names), names
     assert any(n.startswith("比对规则") for n in names)

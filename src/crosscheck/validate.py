@@ -287,10 +287,11 @@ _OFFLINE_CSS = ("<style>body{font-family:sans-serif;margin:1.5em;color:#222}tabl
 # newsletter footer; neither has a place in a page read offline inside the bureau.
 _INLINE_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.IGNORECASE | re.DOTALL)
 _FOOTER = re.compile(r"<footer\b[^>]*>.*?</footer>", re.IGNORECASE | re.DOTALL)
+_LOCAL_ICON = re.compile(r"<link\b[^>]*rel=\"shortcut icon\"[^>]*>", re.IGNORECASE)  # GX's site's icon: not here
 
 
 def offline_html(html: str) -> str:
-    html = _FOOTER.sub("", _INLINE_SCRIPT.sub("", html))
+    html = _LOCAL_ICON.sub("", _FOOTER.sub("", _INLINE_SCRIPT.sub("", html)))
     html = _REMOTE_TAG.sub("", html)
     html = _REMOTE_LINK.sub('href="#"', html)
     html = _REMOTE_CSS_URL.sub("none", html)
@@ -310,7 +311,8 @@ def _summary_facts(result, source: dict | None) -> dict:
             "column": config.kwargs.get("column") or "、".join(config.kwargs.get("column_list") or []),
             "type": config.type, "success": bool(r.success),
             "rows": counts.get("element_count"), "unexpected": counts.get("unexpected_count"),
-            "percent": counts.get("unexpected_percent"),
+            # rounded: a float's long digit run would read as an ID to the masking policy
+            "percent": None if counts.get("unexpected_percent") is None else round(counts["unexpected_percent"], 2),
         })
     meta = result.meta or {}
     run_time = getattr(meta.get("run_id"), "run_time", None)
@@ -348,8 +350,10 @@ def write_validation_summary(result, path: Path, source: dict | None = None) -> 
             f"{rows}</table><p>行数为空：该项只检查了是否通过（未通过的关键检查另有计数页面）。</p></body></html>")
     summary = path.with_name(f"{path.stem}.summary.html")
     summary.write_text(for_people(page), encoding="utf-8")
+    masked = {k: for_people(v) if isinstance(v, str) else v for k, v in facts.items()}
+    masked["checks"] = [{k: for_people(v) if isinstance(v, str) else v for k, v in c.items()} for c in facts["checks"]]
     path.with_name(f"{path.stem}.summary.json").write_text(
-        for_people(json.dumps(facts, ensure_ascii=False, default=str)), encoding="utf-8")
+        json.dumps(masked, ensure_ascii=False, default=str), encoding="utf-8")
     return summary
 
 
@@ -367,6 +371,10 @@ def write_data_docs(result, path: Path, source: dict | None = None) -> Path:
     path.write_text(for_people(offline_html(page)), encoding="utf-8")
     write_validation_summary(result, path, source)
     return path
+
+
+# which pass of a file's validation a page holds (validate_file), by its name's ending
+_DOC_KINDS = (("-warnings", "（警告类检查，计数）"), ("-failed", "（未通过的关键检查，计数）"), ("", ""))
 
 
 def write_data_docs_index(docs_dir: Path) -> Path | None:
@@ -389,8 +397,10 @@ def write_data_docs_index(docs_dir: Path) -> Path | None:
             continue
         failed = sum(1 for c in facts["checks"] if not c["success"])
         summary = f"{page.stem}.summary.html"
+        kind = next((z for suffix, z in _DOC_KINDS if page.stem.endswith(suffix)), "")
         rows.append(
-            f"<tr><td><a href='{html.escape(summary)}'>{html.escape(str(facts.get('file_name') or page.stem))}</a></td>"
+            f"<tr><td><a href='{html.escape(summary)}'>{html.escape(str(facts.get('file_name') or page.stem))}</a>"
+            f"{html.escape(kind)}</td>"
             f"<td>{html.escape(str(facts.get('as_of') or ''))}</td>"
             f"<td class='{'text-success' if not failed else 'text-danger'}'>{'通过' if not failed else '未通过'}</td>"
             f"<td class='num'>{failed} / {len(facts['checks'])}</td>"

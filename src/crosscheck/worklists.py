@@ -63,8 +63,8 @@ EXPLANATIONS = {
 HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 # Least widths (characters); a column grows to its longest cell up to MAX_WIDTH, 问题描述 wraps instead.
 WIDTHS = {"finding_id": 9, "rule_code": 7, "rule_title": 18, "severity": 8, "id_number": 21, "name": 12,
-          "town": 10, "village": 12, "departments": 12, "period": 9, "detail": 50, "amount": 11, "status": 7,
-          "first_seen": 11, "last_seen": 11, "verdict": 10, "note": 24}
+          "town": 10, "village": 12, "departments": 12, "period": 9, "detail": 40, "amount": 11, "status": 7,
+          "first_seen": 11, "last_seen": 11, "verdict": 10, "note": 16}
 MAX_WIDTH = 30
 # The one bucket of findings whose person has no known town: the night's SQL (sql/night/10_people.sql)
 # already names such a person's town so; a finding stored without any town joins it.
@@ -96,7 +96,8 @@ def _page_layout(sheet, town: str, as_of: date, header_row: int) -> None:
     sheet.print_title_rows = f"{header_row}:{header_row}"
     sheet.print_options.horizontalCentered = True
     sheet.page_margins.left = sheet.page_margins.right = 0.4
-    sheet.page_margins.top = sheet.page_margins.bottom = 0.6
+    sheet.page_margins.top = sheet.page_margins.bottom = 0.75  # inches: room for the page header and footer
+    sheet.page_margins.header = sheet.page_margins.footer = 0.3
     # "&" starts a header code in Excel: a town (sent data) carrying one must print as text
     title = for_people(f"{town} {sheet.title}问题核查清单").replace("&", "&&")
     sheet.oddHeader.left.text = title
