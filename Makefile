@@ -39,6 +39,6 @@ clean:
 
 # Airflow standalone on this checkout (api-server + scheduler + dag-processor + triggerer, LocalExecutor):
 # AIRFLOW_HOME=var/airflow, metadata in the database `airflow` of the embedded PostgreSQL, UI on
-# http://localhost:8080 (login printed; kept in var/airflow/simple_auth_manager_passwords.json.generated).
+# http://localhost:8080 (FAB login printed; kept in var/airflow/admin_password).
 airflow: setup
 	$(BIN)/crosscheck airflow

@@ -103,3 +103,85 @@ def test_report_in_headless_chromium(tmp_path):
         browser.close()
     assert errors == []
     assert all(u.startswith("file://") or u.startswith("data:") for u in requests), requests
+
+
+def _labelled_data() -> dict:
+    data = sample_data()
+    data["findings"].append(_finding("ID07", "medium", None, "赵六"))  # a person no register places
+    data["indicators"] += [{"as_of": AS_OF, "indicator": "公益性岗位安置", "scope": town, "numerator": 0,
+                            "denominator": 0, "value": 0} for town in ("太平镇", "侣俸镇", "水口镇")]
+    data["pulls"] = [{"department": "hrss", "extract": "enrollment", "source": "sql", "conn_id": "hrss_db",
+                      "remote": "v_insured", "status": "pulled", "rows_pulled": 3, "reason": None}]
+    return data
+
+
+def test_report_reads_in_words_not_codes():
+    from crosscheck.report import department_zh, extract_zh, file_status_zh, rule_title
+    from crosscheck.worklists import NO_TOWN
+
+    page = render(_labelled_data(), AS_OF, {})
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", page)
+    # departments, extracts and file statuses by their Chinese names, never the code
+    for code in ("civil", "finance", "hrss", "residents", "payments", "enrollment", "loaded"):
+        assert code not in cells, code
+    assert department_zh("civil") in cells and extract_zh("residents") in cells
+    assert file_status_zh("loaded") in cells and department_zh("hrss") in cells
+    # rules: the filter and the chart's axis name them, code beside
+    assert f'<option value="SS01">{rule_title("SS01")}（SS01）</option>' in page
+    chart = page[page.index('id="summary"'):page.index('id="towns"')]
+    assert rule_title("SS06") in chart and rule_title("EM03") in chart
+    # the findings without a town: a card and a filter entry
+    towns = page[page.index('id="towns"'):page.index('id="freshness"')]
+    assert f"<b>{NO_TOWN}</b>1 项" in towns
+    assert f"<option>{NO_TOWN}</option>" in page
+    # the trend's axis prints each night once
+    card = page[page.index("<svg", page.index('id="indicators"')):]
+    ticks = re.findall(r">\s*(\d\d-\d\d)\s*<", card[:card.index("</svg>")])
+    assert ticks and len(ticks) == len(set(ticks)), ticks
+    # the indicator table starts with what is not zero
+    table = page[page.index('id="all-indicators"'):]
+    first = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td>", table)[0]
+    assert first == ("参保率", "district")
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                    reason="Debian chromium is not installed (.ci/run installs it)")
+def test_report_fits_wide_and_narrow_screens(tmp_path):
+    """At 1400 px no name, town or date wraps in the findings table; at 420 px nothing runs off the page."""
+    from playwright.sync_api import sync_playwright
+
+    data = _labelled_data()
+    data["findings"][0]["detail"] = "贫困人口年满16周岁、非在校生、健在，但未参加城乡居民养老保险" * 3
+    data["findings"][0]["village"] = "双山镇新胜村第十二村民小组"
+    path = tmp_path / "report.html"
+    path.write_text(render(data, AS_OF, {}), encoding="utf-8")
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        # a text on one line has one line box (a range's client rects: one per line)
+        wrapped = page.evaluate("""() => {
+          const head = [...document.querySelectorAll('#findings-table thead th')].map(th => th.textContent);
+          const out = [];
+          for (const tr of document.querySelectorAll('#findings-table tbody tr')) {
+            [...tr.children].forEach((td, i) => {
+              if (!['姓名', '镇街', '村社区', '首次发现', '身份证号', '规则', '状态'].includes(head[i])) return;
+              const range = document.createRange();
+              range.selectNodeContents(td);
+              if (range.getClientRects().length > 1) out.push(head[i] + ':' + td.textContent);
+            });
+          }
+          return out;
+        }""")
+        assert wrapped == []
+        page.set_viewport_size({"width": 420, "height": 900})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report-420.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert all(u.startswith("file://") or u.startswith("data:") for u in requests), requests

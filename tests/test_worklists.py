@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import shutil
+import subprocess
 from datetime import date
 
+import pytest
 from openpyxl import load_workbook
 
 from crosscheck.feedback import apply_feedback
 from crosscheck.outputs import WORKLIST_SHEETS
 from crosscheck.settings import get_settings
-from crosscheck.worklists import write_worklists
+from crosscheck.worklists import NO_TOWN, write_worklists
 
 AS_OF = date(2026, 11, 28)
 FULL_ID = "500151199001011234"
@@ -107,3 +112,72 @@ def test_filled_worklist_comes_back_as_feedback(fresh_warehouse, tmp_path):
     again = load_workbook(tmp_path / "again" / "worklists" / "太平镇.xlsx")["社保扶贫"]
     h = _header_row(again)
     assert again.cell(row=h + 1, column=headers.index("核查结论") + 1).value == "不属实"
+
+
+def test_findings_without_a_town_share_one_list(fresh_warehouse, tmp_path):
+    """A person no register places (the night names the town 镇街不详) and a finding stored without a town
+    go to one work list, not two."""
+    with fresh_warehouse.transaction() as conn:
+        _add_finding(conn, "ID07", "medium", NO_TOWN, "赵六", "民政无此人")
+        _add_finding(conn, "EM03", "critical", None, "钱七", "死亡后发放", id_number="500151199002021234")
+    write_worklists(fresh_warehouse, AS_OF, tmp_path, get_settings())
+    assert sorted(p.name for p in (tmp_path / "worklists").glob("*.xlsx")) == [f"{NO_TOWN}.xlsx"]
+
+
+def test_worklist_page_setup(fresh_warehouse, tmp_path):
+    _night(fresh_warehouse)
+    write_worklists(fresh_warehouse, AS_OF, tmp_path, get_settings())
+    book = load_workbook(tmp_path / "worklists" / "太平镇.xlsx")
+    for title in WORKLIST_SHEETS.values():
+        sheet = book[title]
+        header = _header_row(sheet)
+        assert sheet.page_setup.orientation == "landscape"
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage and sheet.page_setup.fitToWidth == 1
+        assert sheet.page_setup.fitToHeight == 0
+        assert sheet.print_title_rows == f"${header}:${header}"
+        assert "太平镇" in sheet.oddHeader.left.text and str(AS_OF) in sheet.oddHeader.right.text
+        assert "&P" in sheet.oddFooter.center.text and "&N" in sheet.oddFooter.center.text
+    # Columns as wide as their content: 问题类型 holds the longest rule title unbroken.
+    sheet = book["基础信息"]
+    headers = [c.value for c in sheet[_header_row(sheet)]]
+    column = sheet.column_dimensions[chr(ord("A") + headers.index("问题类型"))]
+    assert column.width >= 2 * len("同一身份证号姓名不一致")
+
+
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def _pdf_pages(pdf) -> list[tuple[float, float, str]]:
+    """(width, height, text) of each page, by poppler's pdfinfo and pdftotext."""
+    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "999", str(pdf)], capture_output=True, text=True,
+                          check=True).stdout
+    sizes = [tuple(float(x) for x in m) for m in re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+)", info)]
+    texts = [subprocess.run(["pdftotext", "-layout", "-f", str(n), "-l", str(n), str(pdf), "-"], capture_output=True,
+                            text=True, check=True).stdout for n in range(1, len(sizes) + 1)]
+    return [(w, h, t) for (w, h), t in zip(sizes, texts, strict=True)]
+
+
+# CI installs LibreOffice Calc, poppler and a CJK font (.ci/run); there the print test must run, not skip.
+@pytest.mark.skipif(not (SOFFICE and shutil.which("pdfinfo")) and not os.environ.get("CI"),
+                    reason="LibreOffice or poppler-utils is not installed (.ci/run installs them)")
+def test_worklist_prints_one_page_wide(fresh_warehouse, tmp_path):
+    """Printed by LibreOffice, a long town list is A4 landscape pages, each holding every column (the
+    header row repeated, 问题编号 … 备注), the town and date in the header and the page number below."""
+    with fresh_warehouse.transaction() as conn:
+        for i in range(90):
+            _add_finding(conn, "SS01", "high", "太平镇", f"张{i}", "贫困人口年满16周岁未参保" * 3,
+                         id_number=f"5001511990010{i:05d}")
+    write_worklists(fresh_warehouse, AS_OF, tmp_path, get_settings())
+    book = tmp_path / "worklists" / "太平镇.xlsx"
+    profile = tmp_path / "lo-profile"
+    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
+                    "--outdir", str(tmp_path), str(book)], check=True, capture_output=True, timeout=240)
+    pages = _pdf_pages(tmp_path / "太平镇.pdf")
+    pension = [p for p in pages if "社保扶贫问题核查清单" in p[2]]
+    assert len(pension) >= 2  # 90 rows run down several pages…
+    for number, (width, height, text) in enumerate(pages, start=1):
+        assert width > height and round(width) == 842  # A4 landscape (points)
+        assert f"第 {number} 页，共 {len(pages)} 页" in text and str(AS_OF) in text
+    for _, _, text in pension:  # …but never across: every page has the whole header row
+        assert "问题编号" in text and "核查结论" in text and "备注" in text
+    assert len(pages) == 2 + len(pension)  # the two short sheets one page each: a page width per sheet

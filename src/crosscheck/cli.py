@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import stat
 import sys
@@ -197,9 +198,8 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         # browser's zone, the schedules and naive dates are in default_timezone, the processes' own times in TZ.
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": USERS_TIMEZONE,
         "TZ": USERS_TIMEZONE,
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        # FAB: users and roles (Admin, Op, Analyst see every report; a role "镇街:<town>" that town's lists)
+        "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
         "AIRFLOW__API__PORT": str(port),
@@ -217,6 +217,26 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",  # a free worker takes the next task
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "crosscheck.monitoring.worker_hostname",
     } if broker_url else {})
+
+
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+
+
+def _fab_admin(home: Path, env: dict) -> str:
+    """The UI's admin user (FAB), made once with a random password kept in AIRFLOW_HOME (mode 0600)."""
+    import secrets
+    import subprocess
+
+    password_file = home / "admin_password"
+    if not password_file.exists():
+        password = secrets.token_urlsafe(12)
+        subprocess.run(["airflow", "users", "create", "--username", "admin", "--role", "Admin", "--firstname",
+                        "admin", "--lastname", "crosscheck", "--email", "admin@localhost", "--password", password],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["airflow", "roles", "create", "Analyst"], env=env, check=True, stdout=subprocess.DEVNULL)
+        password_file.touch(mode=0o600)
+        password_file.write_text(password, encoding="utf-8")
+    return password_file.read_text(encoding="utf-8").strip()
 
 
 def airflow_processes(workers: int, concurrency: int) -> list[tuple[str, list[str], dict]]:
@@ -238,10 +258,9 @@ def _sqlalchemy_psycopg2(url: str) -> str:
 
 
 def cmd_airflow(args) -> int:
-    """Airflow on this checkout: standalone (api-server, scheduler, dag-processor, triggerer; LocalExecutor),
+    """Airflow on this checkout: api-server, scheduler, dag-processor, triggerer (LocalExecutor; FAB logins),
     or with --celery the same components plus Celery workers (CeleryExecutor, Redis broker). The metadata
     is in the database ``airflow`` of the embedded PostgreSQL, kept alive while Airflow runs."""
-    import json
     import os
     import signal
     import subprocess
@@ -276,38 +295,24 @@ def cmd_airflow(args) -> int:
             print(f"{key}={shown}")
         return 0
 
-    password_file = home / "simple_auth_manager_passwords.json.generated"
     print(f"Airflow home   {home}")
     print(f"DAGs           {env['AIRFLOW__CORE__DAGS_FOLDER']}")
     print(f"metadata DB    {wh.redact(metadata_url)}")
     print(f"warehouse      {wh.redact(warehouse.url)}")
-    print(f"UI             http://localhost:{args.port}  (starting; Ctrl-C stops Airflow and the embedded PostgreSQL)")
-
-    def show_login():
-        for _ in range(600):
-            if password_file.exists():
-                try:
-                    users = json.loads(password_file.read_text(encoding="utf-8"))
-                except ValueError:
-                    users = None
-                if users:
-                    login = ", ".join(f"user {u} password {p}" for u, p in users.items())
-                    print(f"\n==> Airflow UI http://localhost:{args.port}  login: {login}"
-                          f"\n    (kept in {password_file})\n", flush=True)
-                    return
-            time.sleep(1)
-
-    threading.Thread(target=show_login, daemon=True).start()
     stopping = threading.Event()
     if server is not None:
         threading.Thread(target=_keep_server_up, args=(server, stopping), daemon=True).start()
     env = {**os.environ, **env}
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    password = _fab_admin(home, env)
+    print(f"UI             http://localhost:{args.port}  login: user admin password {password}"
+          f"  (kept in {home / 'admin_password'}; starting; Ctrl-C stops Airflow and the embedded PostgreSQL)",
+          flush=True)
+    # `airflow standalone` would force SimpleAuthManager: the components are started one by one instead
+    # (LocalExecutor runs in the scheduler; with --celery, workers too)
     if args.celery:
         print(f"executor       CeleryExecutor, broker {wh.redact(args.broker)}, {args.workers} workers")
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        commands = airflow_processes(args.workers, args.concurrency)
-    else:
-        commands = [("standalone", ["airflow", "standalone"], {})]
+    commands = airflow_processes(args.workers if args.celery else 0, args.concurrency)
     children = [subprocess.Popen(command, env={**env, **extra}, start_new_session=True)
                 for _, command, extra in commands]
 

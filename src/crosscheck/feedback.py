@@ -248,7 +248,7 @@ def _read_rows(book) -> tuple[list[Row], int]:
 
 def _check_rows(conn, rows: list[Row], town: str, as_of: str, ids: set[int], settings: Settings) -> None:
     """Mark each row taken or refused with its reason (see the module's docstring, step 3)."""
-    from crosscheck.worklists import row_cells
+    from crosscheck.worklists import row_cells, town_bucket
 
     keys = [k for k, _ in WORKLIST_COLUMNS]
     parsed = {id(r): _finding_id(r.finding_id) for r in rows}
@@ -278,7 +278,7 @@ def _check_rows(conn, rows: list[Row], town: str, as_of: str, ids: set[int], set
             r.reason = "该问题不在本清单中：只能对本镇街本期清单中的问题给出结论"
         elif answers[finding_id] > 1:
             r.reason = f"同一问题在本文件中有{answers[finding_id]}条核查结论，均未采用，请只保留一条后重新交回"
-        elif finding is None or not finding["on_list"] or (finding["town"] or "未知镇街") != town:
+        elif finding is None or not finding["on_list"] or town_bucket(finding["town"]) != town:
             r.reason = f"该问题已不是{town}（{as_of}）清单中的问题"
         else:
             written = {mask: dict(zip(keys, (_text(v) for v in row_cells(finding, mask)), strict=True))

@@ -24,7 +24,7 @@ from datetime import date
 
 from psycopg import sql
 
-from crosscheck.catalogue import RULES
+from crosscheck.catalogue import GROUPS, RULES
 from crosscheck.masking import mask_id
 from crosscheck.night import FINDING_COLUMNS, insert_row
 from crosscheck.settings import EXPECTATIONS_DIR, SQL_DIR, Settings, get_settings
@@ -193,7 +193,9 @@ def run_rule_suites(warehouse: Warehouse, as_of: date, settings: Settings | None
         suite = load_suite(path.stem, "rules", query_for=_rule_query)
         batch = (suite.meta or {}).get("batch", "params")
         result = run_suite(warehouse, suite, "night", batch, as_of.isoformat())
-        write_data_docs(result, settings.reports_dir / "data_docs" / f"rules-{as_of}-{path.stem}.html")
+        group = GROUPS.get(path.stem.split("_")[0], path.stem)  # identity_people: the identity group's person view
+        write_data_docs(result, settings.reports_dir / "data_docs" / f"rules-{as_of}-{path.stem}.html",
+                        {"file_name": f"比对规则 {group}（{path.stem}）", "as_of": as_of})
         for res in result.results:
             rule = (res.expectation_config.meta or {}).get("rule")
             if rule:

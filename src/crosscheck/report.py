@@ -18,13 +18,39 @@ from pathlib import Path
 import jinja2
 from psycopg.rows import dict_row
 
-from crosscheck.catalogue import RULES, SEVERITIES, SEVERITY_ZH
+from crosscheck.catalogue import RULES, SEVERITIES, SEVERITY_ZH, short_name
+from crosscheck.contracts import contracts
 from crosscheck.findings import STATUS_ZH
 from crosscheck.masking import row_for_people
 from crosscheck.outputs import WORKLIST_SHEETS, district_scope
 from crosscheck.reference import District, deployment_districts
 from crosscheck.settings import INCLUDE_DIR, USERS_TIMEZONE, Settings
 from crosscheck.warehouse import Warehouse
+from crosscheck.worklists import NO_TOWN, town_bucket
+
+# ---------------------------------------------------------------- names people read instead of codes
+# The one accessor of each name (the catalogue of departments, extracts and rules lives elsewhere; when
+# it moves only these change).
+
+
+def department_zh(code: str | None) -> str:
+    return short_name(code) if code else ""
+
+
+def extract_zh(code: str | None) -> str:
+    contract = contracts().get(code)
+    return contract.title if contract else (code or "")
+
+
+def rule_title(code: str) -> str:
+    return RULES[code].title if code in RULES else code
+
+
+def file_status_zh(status: str | None) -> str:
+    from crosscheck.receipts import STATUS_ZH as FILE_STATUS_ZH  # the receipts' wording, one place
+
+    return FILE_STATUS_ZH.get(status, status or "")
+
 
 HEADLINE = ["参保率", "代缴率", "待遇应享尽享率", "贫困人员就业人数", "公益性岗位安置", "死亡冒领金额"]
 
@@ -106,8 +132,11 @@ def _charts(data: dict, as_of: date) -> dict:
         ys = [float(s[1]) for s in series]
         ax.plot(xs, ys, marker="o", color="#2f6db5")
         ax.set_title(name)
+        # ticks on nights only (at most 5, first and last kept): a free locator puts several ticks in
+        # one day and prints its date on each
+        step = max(1, -(-(len(xs) - 1) // 4))
+        ax.set_xticks(sorted(set(xs[::-1][::step]) | {xs[0]}))
         ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
-        ax.xaxis.set_major_locator(MaxNLocator(6))
         ax.tick_params(axis="both", labelsize=7)
         ax.grid(alpha=0.3)
         charts[name] = _svg(fig)
@@ -115,17 +144,19 @@ def _charts(data: dict, as_of: date) -> dict:
     for f in data["findings"]:
         by_rule.setdefault(f["rule_code"], {"new": 0, "open": 0, "resolved": 0})[f["status"]] += 1
     if by_rule:
-        rules = sorted(by_rule)
-        fig, ax = plt.subplots(figsize=(9, 2.8))
-        bottom = [0] * len(rules)
+        rules = sorted(by_rule, reverse=True)  # drawn bottom-up: the first rule on top
+        # horizontal bars: the rules' Chinese names read along the axis, code beside them
+        fig, ax = plt.subplots(figsize=(9, 0.8 + 0.28 * len(rules)))
+        labels = [f"{rule_title(r)} {r}" for r in rules]
+        left = [0] * len(rules)
         for status, colour in (("new", "#d9534f"), ("open", "#f0ad4e"), ("resolved", "#5cb85c")):
             values = [by_rule[r][status] for r in rules]
-            ax.bar(rules, values, bottom=bottom, color=colour, label=STATUS_ZH[status])
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        ax.legend(ncols=3, fontsize=8)
+            ax.barh(labels, values, left=left, color=colour, label=STATUS_ZH[status])
+            left = [b + v for b, v in zip(left, values, strict=True)]
+        ax.legend(ncols=3, fontsize=8, loc="lower right")
         ax.set_title(f"{as_of} 各规则问题数（新增/持续/已消除）")
-        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(axis="y", labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         charts["by_rule"] = _svg(fig)
     return charts
 
@@ -141,15 +172,35 @@ def for_district(data: dict, district: District) -> dict:
                                                        {i for a, i in own if a == r["as_of"]}))]}
 
 
+def _indicator_table(rows: list[dict]) -> list[dict]:
+    """Tonight's indicators as read: headline ones first, an indicator that is zero everywhere last;
+    within an indicator the district first, then its towns, largest value first."""
+    def zero(r):
+        return not r["value"] and not r["numerator"]
+
+    all_zero = {i for i in {r["indicator"] for r in rows} if all(zero(r) for r in rows if r["indicator"] == i)}
+    order = {name: n for n, name in enumerate(HEADLINE)}
+
+    def key(r):
+        return (r["indicator"] in all_zero, order.get(r["indicator"], len(order)), r["indicator"],
+                r["scope"] != "district", zero(r), -float(r["value"] or 0), r["scope"])
+    return sorted(rows, key=key)
+
+
 def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...] | None = None) -> str:
     """The report of the districts (default: the deployment's; or one district with ``for_district`` data)."""
     districts = districts or deployment_districts()
     # Everything the page shows passes the masking policy here, row by row (masking.py).
-    findings = [row_for_people(f) for f in data["findings"]]
-    files = [row_for_people(f) for f in data["files"]]
+    findings = [dict(row_for_people(f), town=town_bucket(f["town"])) for f in data["findings"]]
+    files = [dict(row_for_people(f), department_zh=department_zh(f["department"]), extract_zh=extract_zh(f["extract"]),
+                  status_zh=file_status_zh(f["status"])) for f in data["files"]]
+    freshness = [dict(f, department_zh=department_zh(f["department"]), extract_zh=extract_zh(f["extract"]))
+                 for f in data["freshness"]]
+    pulls = [dict(p, department_zh=department_zh(p["department"]), extract_zh=extract_zh(p["extract"]))
+             for p in data.get("pulls", [])]
     table = [{
-        "rule": f["rule_code"], "severity": f["severity"], "id": f["id_number"], "name": f["name"] or "",
-        "town": f["town"] or "", "village": f["village"] or "", "departments": f["departments"] or "",
+        "rule": f["rule_code"], "rule_title": rule_title(f["rule_code"]), "severity": f["severity"],
+        "id": f["id_number"], "name": f["name"] or "", "town": f["town"], "village": f["village"] or "", "departments": f["departments"] or "",
         "period": f["period"] or "", "detail": f["detail"] or "",
         "amount": None if f["amount"] is None else float(f["amount"]), "status": f["status"],
         "first_seen": str(f["first_seen"]), "last_seen": str(f["last_seen"]),
@@ -157,8 +208,9 @@ def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]
     counts = {s: sum(1 for f in findings if f["status"] == s) for s in STATUS_ZH}
     by_severity = {s: sum(1 for f in findings if f["severity"] == s and f["status"] != "resolved")
                    for s in SEVERITIES}
-    rules = sorted({f["rule_code"] for f in findings})
-    towns = sorted({f["town"] for f in findings if f["town"]})
+    rules = [(code, rule_title(code)) for code in sorted({f["rule_code"] for f in findings})]
+    towns = sorted({f["town"] for f in findings} - {NO_TOWN}) + ([NO_TOWN] if any(
+        f["town"] == NO_TOWN for f in findings) else [])  # the bucket without a town last
     # Every town of the districts appears in the grid, a town with nothing open too.
     known = [t for d in districts for t in d.towns]
     grid_towns = known + [t for t in towns if t not in known]
@@ -181,9 +233,8 @@ def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]
         scope_name="、".join(d.name for d in districts),
         as_of=as_of, table=table, counts=counts, by_severity=by_severity, severity_zh=SEVERITY_ZH,
         status_zh=STATUS_ZH, rules=rules, towns=towns, town_grid=town_grid, top=top, groups=list(WORKLIST_SHEETS.values()),
-        headline=headline, charts=_charts(data, as_of), freshness=data["freshness"], files=files,
-        pulls=data.get("pulls", []),
-        indicators=[r for r in data["indicators"] if r["as_of"] == as_of], links=links,
+        headline=headline, charts=_charts(data, as_of), freshness=freshness, files=files, pulls=pulls,
+        indicators=_indicator_table([r for r in data["indicators"] if r["as_of"] == as_of]), links=links,
     )
 
 

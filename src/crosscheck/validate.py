@@ -161,8 +161,9 @@ def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path | None = No
     Returns counts per expectation (for logs and XCom).
     """
     with warehouse.connect() as conn:
-        extract, status = conn.execute("SELECT extract, status FROM ingest.files WHERE file_id = %s",
-                                       (file_id,)).fetchone()
+        extract, status, file_name, as_of = conn.execute(
+            "SELECT extract, status, file_name, as_of FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
+    source = {"file_name": file_name, "as_of": as_of}  # for the Data Docs summary and index
     if status != "staged":
         return {"file_id": file_id, "skipped": status}
     table = file_table(extract, file_id)  # analyzed when it was filled
@@ -177,18 +178,18 @@ def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path | None = No
     results = [r for r in quick.results if r.success]
     failed = [_configuration(_config_spec(r.expectation_config)).to_domain_obj()
               for r in quick.results if not r.success]
-    write_data_docs(quick, docs / f"{extract}-{file_id}.html")
+    write_data_docs(quick, docs / f"{extract}-{file_id}.html", source)
     if failed:
         detail = _gx().ExpectationSuite(name=f"{suite.name}.failed", expectations=failed)
         detailed = run_suite(warehouse, detail, "staging", table, f"file_{file_id}")
-        write_data_docs(detailed, docs / f"{extract}-{file_id}-failed.html")
+        write_data_docs(detailed, docs / f"{extract}-{file_id}-failed.html", source)
         results += detailed.results
     # Warnings quarantine nothing and often fail on real data (the comparison turns those rows into
     # findings): one pass that counts, without the failing rows' query.
     warning = _subsuite(suite, f"{suite.name}.warning", lambda severity: severity != "critical")
     if warning.expectations:
         counted = run_suite(warehouse, warning, "staging", table, f"file_{file_id}", result_format=COUNT_FORMAT)
-        write_data_docs(counted, docs / f"{extract}-{file_id}-warnings.html")
+        write_data_docs(counted, docs / f"{extract}-{file_id}-warnings.html", source)
         results += counted.results
     return _store_results(warehouse, file_id, extract, table, results)
 
@@ -277,20 +278,88 @@ _REMOTE_TAG = re.compile(
     r'|<img[^>]+src="https?://[^"]*"[^>]*/?>', re.IGNORECASE)
 _REMOTE_LINK = re.compile(r'href="https?://[^"]*"', re.IGNORECASE)
 _REMOTE_CSS_URL = re.compile(r"url\(['\"]?https?://[^)]*\)", re.IGNORECASE)
-_OFFLINE_CSS = ("<style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}"
+_OFFLINE_CSS = ("<style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}.num{text-align:right}"
                 "td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}.text-danger{color:#b42318}"
                 ".text-success{color:#1d6b1d}</style>")
 
 
+# GX's pages run inline jQuery/Bootstrap code (not shipped offline: "$ is not defined") and end with a
+# newsletter footer; neither has a place in a page read offline inside the bureau.
+_INLINE_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.IGNORECASE | re.DOTALL)
+_FOOTER = re.compile(r"<footer\b[^>]*>.*?</footer>", re.IGNORECASE | re.DOTALL)
+_LOCAL_ICON = re.compile(r"<link\b[^>]*rel=\"shortcut icon\"[^>]*>", re.IGNORECASE)  # GX's site's icon: not here
+
+
 def offline_html(html: str) -> str:
+    html = _LOCAL_ICON.sub("", _FOOTER.sub("", _INLINE_SCRIPT.sub("", html)))
     html = _REMOTE_TAG.sub("", html)
     html = _REMOTE_LINK.sub('href="#"', html)
     html = _REMOTE_CSS_URL.sub("none", html)
     return html.replace("</head>", _OFFLINE_CSS + "</head>", 1)
 
 
-def write_data_docs(result, path: Path) -> Path:
-    """Render one GX validation result as a Data Docs page (GX's own renderer), fit for offline use."""
+def _summary_facts(result, source: dict | None) -> dict:
+    """What the project's own summary page shows of a validation: the file, its date, each check with
+    pass/fail and its counts (absent when the check ran in BOOLEAN_ONLY mode: whether it held, no more)."""
+    checks = []
+    for r in result.results:
+        config = r.expectation_config
+        counts = r.result or {}
+        checks.append({
+            "check": (config.meta or {}).get("reason_zh") or config.type,
+            "rule": (config.meta or {}).get("rule") or "",
+            "column": config.kwargs.get("column") or "、".join(config.kwargs.get("column_list") or []),
+            "type": config.type, "success": bool(r.success),
+            "rows": counts.get("element_count"), "unexpected": counts.get("unexpected_count"),
+            # rounded: a float's long digit run would read as an ID to the masking policy
+            "percent": None if counts.get("unexpected_percent") is None else round(counts["unexpected_percent"], 2),
+        })
+    meta = result.meta or {}
+    run_time = getattr(meta.get("run_id"), "run_time", None)
+    return {**(source or {}), "suite": meta.get("expectation_suite_name"),
+            "run": run_time.isoformat(timespec="seconds") if run_time else None,
+            "success": all(c["success"] for c in checks), "checks": checks}
+
+
+def _percent(value) -> str:
+    return "" if value is None else f"{value:.2f}%"
+
+
+def write_validation_summary(result, path: Path, source: dict | None = None) -> Path:
+    """The project's own page beside GX's (``<stem>.summary.html``, plain HTML, no script) and its facts
+    (``<stem>.summary.json``, which the index reads): file name, date, pass/fail and counts per check."""
+    from crosscheck.masking import for_people
+
+    facts = _summary_facts(result, source)
+    rows = "".join(
+        f"<tr><td>{html.escape(c['check'])}</td><td>{html.escape(c['rule'])}</td><td>{html.escape(c['column'])}</td>"
+        f"<td class='{'text-success' if c['success'] else 'text-danger'}'>{'通过' if c['success'] else '未通过'}</td>"
+        f"<td class='num'>{'' if c['rows'] is None else c['rows']}</td>"
+        f"<td class='num'>{'' if c['unexpected'] is None else c['unexpected']}</td>"
+        f"<td class='num'>{_percent(c['percent'])}</td></tr>" for c in facts["checks"])
+    failed = sum(1 for c in facts["checks"] if not c["success"])
+    head = (f"<p>文件：{html.escape(str(facts.get('file_name') or facts.get('suite') or path.stem))} · "
+            f"数据日期：{html.escape(str(facts.get('as_of') or '—'))} · 校验时间：{html.escape(str(facts['run'] or '—'))}</p>"
+            f"<p><b class='{'text-success' if not failed else 'text-danger'}'>"
+            f"{'全部通过' if not failed else f'{failed} 项未通过'}</b>（共 {len(facts['checks'])} 项检查）"
+            f" · <a href='{html.escape(path.name)}'>GX 原始页面</a> · <a href='index.html'>全部校验</a></p>")
+    page = ("<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>"
+            f"<title>校验结果 {html.escape(path.stem)}</title>{_OFFLINE_CSS}</head><body>"
+            f"<h1>校验结果 {html.escape(path.stem)}</h1>{head}<table><tr><th>检查项</th><th>规则</th><th>列</th>"
+            "<th>结果</th><th>检查行数</th><th>不符合行数</th><th>不符合比例</th></tr>"
+            f"{rows}</table><p>行数为空：该项只检查了是否通过（未通过的关键检查另有计数页面）。</p></body></html>")
+    summary = path.with_name(f"{path.stem}.summary.html")
+    summary.write_text(for_people(page), encoding="utf-8")
+    masked = {k: for_people(v) if isinstance(v, str) else v for k, v in facts.items()}
+    masked["checks"] = [{k: for_people(v) if isinstance(v, str) else v for k, v in c.items()} for c in facts["checks"]]
+    path.with_name(f"{path.stem}.summary.json").write_text(
+        json.dumps(masked, ensure_ascii=False, default=str), encoding="utf-8")
+    return summary
+
+
+def write_data_docs(result, path: Path, source: dict | None = None) -> Path:
+    """Render one GX validation result as a Data Docs page (GX's own renderer), fit for offline use,
+    with the project's summary page beside it (``source``: the file's name and date, when a file's)."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
@@ -300,19 +369,46 @@ def write_data_docs(result, path: Path) -> Path:
     page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
     # GX may show sample values (an ID in a partial unexpected list): the page passes the masking policy
     path.write_text(for_people(offline_html(page)), encoding="utf-8")
+    write_validation_summary(result, path, source)
     return path
 
 
+# which pass of a file's validation a page holds (validate_file), by its name's ending
+_DOC_KINDS = (("-warnings", "（警告类检查，计数）"), ("-failed", "（未通过的关键检查，计数）"), ("", ""))
+
+
 def write_data_docs_index(docs_dir: Path) -> Path | None:
-    """An index of every Data Docs page in docs_dir, newest first."""
+    """An index of every validation in docs_dir, newest first: file, date, pass/fail, failed checks, links
+    to the summary and to GX's page (a page written before summaries existed: its name only)."""
     if not docs_dir.is_dir():
         return None
-    pages = sorted((p for p in docs_dir.glob("*.html") if p.name != "index.html"),
+    pages = sorted((p for p in docs_dir.glob("*.html") if p.name != "index.html" and not p.name.endswith(".summary.html")),
                    key=lambda p: p.stat().st_mtime, reverse=True)
-    items = "".join(f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem)}</a></li>' for p in pages)
+    rows = []
+    for page in pages:
+        facts_path = page.with_name(f"{page.stem}.summary.json")
+        try:
+            facts = json.loads(facts_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            facts = None
+        if facts is None:
+            rows.append(f"<tr><td>{html.escape(page.stem)}</td><td></td><td></td><td></td>"
+                        f"<td><a href='{html.escape(page.name)}'>GX</a></td></tr>")
+            continue
+        failed = sum(1 for c in facts["checks"] if not c["success"])
+        summary = f"{page.stem}.summary.html"
+        kind = next((z for suffix, z in _DOC_KINDS if page.stem.endswith(suffix)), "")
+        rows.append(
+            f"<tr><td><a href='{html.escape(summary)}'>{html.escape(str(facts.get('file_name') or page.stem))}</a>"
+            f"{html.escape(kind)}</td>"
+            f"<td>{html.escape(str(facts.get('as_of') or ''))}</td>"
+            f"<td class='{'text-success' if not failed else 'text-danger'}'>{'通过' if not failed else '未通过'}</td>"
+            f"<td class='num'>{failed} / {len(facts['checks'])}</td>"
+            f"<td><a href='{html.escape(summary)}'>摘要</a> · <a href='{html.escape(page.name)}'>GX</a></td></tr>")
     index = docs_dir / "index.html"
     index.write_text("<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>数据校验明细 GX Data Docs"
                      f"</title>{_OFFLINE_CSS}</head><body><h1>数据校验明细（Great Expectations Data Docs）</h1>"
                      "<p>每个接收文件的校验结果（文件名-编号），以及每晚比对规则的校验结果（rules-日期-分组）。</p>"
-                     f"<ul>{items}</ul></body></html>", encoding="utf-8")
+                     "<table><tr><th>文件 / 校验</th><th>数据日期</th><th>结果</th><th>未通过 / 检查项</th><th>页面</th></tr>"
+                     f"{''.join(rows)}</table></body></html>", encoding="utf-8")
     return index
