@@ -169,6 +169,11 @@ def test_worklist_prints_one_page_wide(fresh_warehouse, tmp_path):
                          id_number=f"5001511990010{i:05d}")
     write_worklists(fresh_warehouse, AS_OF, tmp_path, get_settings())
     book = tmp_path / "worklists" / "太平镇.xlsx"
+    # A row is as tall as its wrapped 问题描述 (36 wide characters in a 40-unit column: two lines); without a
+    # height LibreOffice prints it on one line, cut off.
+    sheet = load_workbook(book)["社保扶贫"]
+    rows = [r for r in sheet.iter_rows(min_row=_header_row(sheet) + 1) if r[0].value]
+    assert len(rows) == 90 and all((sheet.row_dimensions[r[0].row].height or 0) >= 30 for r in rows)
     profile = tmp_path / "lo-profile"
     subprocess.run([SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
                     "--outdir", str(tmp_path), str(book)], check=True, capture_output=True, timeout=240)

@@ -39,6 +39,7 @@ WIDTHS = {"finding_id": 9, "rule_code": 7, "rule_title": 18, "severity": 8, "id_
           "town": 10, "village": 12, "departments": 12, "period": 9, "detail": 40, "amount": 11, "status": 7,
           "first_seen": 11, "last_seen": 11, "verdict": 10, "note": 16}
 MAX_WIDTH = 30
+LINE_HEIGHT = 15  # points per printed line of a wrapped cell (11-point text)
 # The one bucket of findings whose person has no known town: the night's SQL (sql/night/10_people.sql)
 # already names such a person's town so; a finding stored without any town joins it.
 NO_TOWN = "（镇街不详）"
@@ -141,9 +142,14 @@ def _sheet(book: Workbook, title: str, group: str, rows: list[dict], town: str, 
         grown = WIDTHS.get(key, 12) if key == "detail" else min(max(WIDTHS.get(key, 12), longest[key] + 2), MAX_WIDTH)
         sheet.column_dimensions[get_column_letter(index)].width = grown
     _page_layout(sheet, town, as_of, header_row)
+    widths = {index: sheet.column_dimensions[get_column_letter(index)].width for index in range(1, len(keys) + 1)}
     for row in sheet.iter_rows(min_row=header_row + 1, max_row=last_row):
+        lines = 1
         for cell in row:  # a long text wraps within its column rather than running off the page
             cell.alignment = Alignment(wrap_text=True, vertical="top")
+            lines = max(lines, -(-_text_width(cell.value) // max(int(widths[cell.column]) - 1, 1)))
+        # an explicit height: a printer (LibreOffice, Excel without a recalculation) keeps a row one line tall
+        sheet.row_dimensions[row[0].row].height = LINE_HEIGHT * lines
 
 
 def _file_stem(town: str) -> str:
