@@ -1,6 +1,6 @@
 """A real Airflow deployment for tests and benchmarks: ``crosscheck airflow`` in a subprocess.
 
-LocalExecutor (``airflow standalone``) or, with ``workers``, the CeleryExecutor with that many
+LocalExecutor (api-server, scheduler, dag-processor, triggerer) or, with ``workers``, the CeleryExecutor with that many
 ``airflow celery worker`` processes and Redis as broker. The metadata lives in a database of its own
 on the given PostgreSQL server, dropped afterwards. ``run_nightly`` triggers the nightly DAG for a
 date and waits for it. Used by tests/test_celery.py and bench/airflow_night.py.

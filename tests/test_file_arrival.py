@@ -1,4 +1,4 @@
-"""Ingest started by a file's arrival, against a running Airflow standalone (`crosscheck airflow`).
+"""Ingest started by a file's arrival, against a running Airflow (`crosscheck airflow`).
 
 The four ingest DAGs are unpaused with an empty landing: no run starts. A small file of civil affairs is
 dropped with its `.done` marker: the triggerer's LandingReadyTrigger fires the asset
