@@ -114,7 +114,7 @@ def _status_sections(night: str) -> str:
     """Last night's state from the warehouse: each department's extracts (received, held, stale), the
     headline indicators with their trend, and the findings new/open/resolved. An unreachable warehouse
     costs only these sections, not the page."""
-    from crosscheck.compare import STATUS_ZH
+    from crosscheck.findings import STATUS_ZH
     from crosscheck.report import HEADLINE, department_zh, extract_zh
     from crosscheck.warehouse import open_warehouse
 
