@@ -159,7 +159,7 @@ def switch(out: Path, folder: Path) -> Path | None:
     for old in sets(out):
         if old.name < folder.name and old != previous:
             shutil.rmtree(old, ignore_errors=True)
-    log.info("published %s → %s", out, folder.name)
+    log.info("published %s (the link now points at its new set)", out)  # the set's stamp reads as a long number: masked in logs
     return previous
 
 
