@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import statistics
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -352,12 +353,6 @@ class ReleaseRefused(Exception):
     """``crosscheck release`` cannot release that file; the message is one line (Chinese / English)."""
 
 
-def _median(values: list[float]) -> float:
-    import statistics
-
-    return statistics.median(values)
-
-
 def hold_decision(conn, file_id: int, settings: Settings) -> dict | None:
     """Why this staged (validated) file should be held, with the figures — or None to load it.
 
@@ -385,8 +380,8 @@ def hold_decision(conn, file_id: int, settings: Settings) -> dict | None:
     elif big_enough and share > settings.hold_quarantine_share_max:
         reasons.append(f"退回 {quarantined} 行，占 {share:.1%}，超过上限 {settings.hold_quarantine_share_max:.0%}")
     if history:
-        median_share = _median([h[4] / h[2] for h in history])
-        median_rows = _median([h[3] for h in history])
+        median_share = statistics.median([h[4] / h[2] for h in history])
+        median_rows = statistics.median([h[3] for h in history])
         figures.update(median_quarantine_share=round(median_share, 4), median_rows_loaded=median_rows)
         if big_enough and loadable and share > median_share + settings.hold_quarantine_share_margin:
             reasons.append(f"退回比例 {share:.1%}，明显高于近 {len(history)} 次入库的中位数 {median_share:.1%}")

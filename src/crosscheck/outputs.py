@@ -110,18 +110,24 @@ def write_mismatches(warehouse: Warehouse, as_of: date, path: Path, towns: tuple
     """
     rows = [r for r in mismatch_rows(warehouse, as_of) if towns is None or r["town"] in towns]
     notes = stale_notes(warehouse, as_of)
-    path = Path(path)
+    out = []
+    for r in rows:
+        r = dict(r)
+        depts = (r["departments"] or "").split(",")
+        flagged = [f"{d}：{notes[d]}" for d in depts if d in notes]
+        if flagged:
+            r["detail"] = (r["detail"] or "") + "【数据时效提示：" + "；".join(flagged) + "】"
+        out.append([r[c] for c in MISMATCH_COLUMNS])
+    return _write_csv(Path(path), MISMATCH_COLUMNS, out)
+
+
+def _write_csv(path: Path, header, rows) -> int:
+    """A CSV for spreadsheets (interface.md): UTF-8 with BOM, formula-looking cells neutralised."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(MISMATCH_COLUMNS)
-        for r in rows:
-            r = dict(r)
-            depts = (r["departments"] or "").split(",")
-            flagged = [f"{d}：{notes[d]}" for d in depts if d in notes]
-            if flagged:
-                r["detail"] = (r["detail"] or "") + "【数据时效提示：" + "；".join(flagged) + "】"
-            writer.writerow([neutralise_formula(_text(r[c])) for c in MISMATCH_COLUMNS])
+        writer.writerow(header)
+        writer.writerows([neutralise_formula(_text(v)) for v in row] for row in rows)
     return len(rows)
 
 
@@ -140,14 +146,7 @@ def write_kpis(warehouse: Warehouse, as_of: date, path: Path, district: District
         rows = [(r[0], scope, *r[2:]) for r in rows
                 if (scope := district_scope(district, r[0], r[1], {x[0] for x in rows if x[1] == district.name}))]
     rows.sort(key=lambda r: (_indicator_rank(r[0]), r[0], r[1] != "district", r[1]))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(KPI_COLUMNS)
-        for r in rows:
-            writer.writerow([neutralise_formula(_text(v)) for v in r])
-    return len(rows)
+    return _write_csv(Path(path), KPI_COLUMNS, rows)
 
 
 def district_scope(district: District, indicator: str, scope: str, per_district: set[str]) -> str | None:
