@@ -61,12 +61,11 @@ def floor(landing: Path, warehouse) -> dict:
 
 
 def run(landing: Path, as_of: date, warehouse) -> dict:
-    from crosscheck import timing
     from crosscheck.pipeline import run_night
+    from crosscheck.settings import get_settings
 
-    timing.reset()
-    result = run_night(landing, as_of, warehouse.url)
-    return {"rows": sum(f.rows_received for f in result.files), "stages": timing.snapshot()}
+    result = run_night(landing, as_of, warehouse.url, None, get_settings())
+    return {"rows": sum(f.rows_received for f in result.files), "stages": result.timing.snapshot()}
 
 
 def gx_pandas(landing: Path, as_of: date, warehouse) -> dict:

@@ -26,9 +26,9 @@ def main() -> None:
     os.environ["CROSSCHECK_QUIET_PERIOD_SECONDS"] = "0"
     from pyinstrument import Profiler
 
-    from crosscheck import timing
     from crosscheck import warehouse as wh
     from crosscheck.pipeline import run_night
+    from crosscheck.settings import get_settings
 
     server = wh.embedded_server().get_uri("postgres")
     database = f"profile_{uuid.uuid4().hex[:8]}"
@@ -37,14 +37,14 @@ def main() -> None:
     profiler = Profiler(interval=0.01)
     try:
         profiler.start()
-        run_night(args.landing, date.fromisoformat(args.date), url)
+        result = run_night(args.landing, date.fromisoformat(args.date), url, None, get_settings())
         profiler.stop()
     finally:
         wh.drop_database(server, database)
     out = args.out or Path(__file__).parent / "results" / f"profile-{args.landing.parent.name}.txt"
     out.parent.mkdir(exist_ok=True)
     out.write_text(profiler.output_text(unicode=False, color=False), encoding="utf-8")
-    print("stages (s):", timing.snapshot())
+    print("stages (s):", result.timing.snapshot())
     print("profile:", out)
 
 

@@ -5,7 +5,6 @@ Thin wiring only: every task body is a function of ``crosscheck.tasks`` imported
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pendulum
@@ -30,17 +29,13 @@ from crosscheck.triggers import LandingReadyTrigger, landing_asset_uri
 
 DEPARTMENT_ZH = {code: dept.full for code, dept in departments().items()}
 # A run starts when a file in the department's drop folder is ready (the triggerer's LandingReadyTrigger
-# fires the asset crosscheck://landing/<dept>): no run when no file came. CROSSCHECK_INGEST_CRON restores
-# a timed schedule instead (e.g. "0 * * * *" with WAIT 3300 s: the hourly poking of before).
-# The sensor then finds the files at once; it pokes every POKE seconds (no worker slot held between
-# pokes) and gives up quietly (skipped) after WAIT — e.g. when an earlier run took the file already.
-SCHEDULE = os.environ.get("CROSSCHECK_INGEST_CRON") or None
-POKE_SECONDS = int(os.environ.get("CROSSCHECK_INGEST_POKE_SECONDS", "20"))
-WAIT_SECONDS = int(os.environ.get("CROSSCHECK_INGEST_WAIT_SECONDS", "60"))
-TRIGGER_POLL_SECONDS = float(os.environ.get("CROSSCHECK_INGEST_TRIGGER_POLL_SECONDS", "10"))
-# A department with extracts to pull (include/sources.yaml) is also run on this schedule: nothing arrives
-# by itself there, the run's pull task fetches it.
-PULL_CRON = os.environ.get("CROSSCHECK_PULL_CRON", "0 * * * *")
+# fires the asset crosscheck://landing/<dept>): no run when no file came. The setting ingest_cron restores
+# a timed schedule instead (e.g. "0 * * * *" with ingest_wait_seconds 3300: the hourly poking of before).
+# The sensor then finds the files at once; it pokes every ingest_poke_seconds (no worker slot held between
+# pokes) and gives up quietly (skipped) after ingest_wait_seconds — e.g. when an earlier run took the file.
+# A department with extracts to pull (include/sources.yaml) is also run on the setting pull_cron: nothing
+# arrives by itself there, the run's pull task fetches it. (The settings ingest_* and pull_cron: include/settings.yaml.)
+SETTINGS = get_settings()  # schedules and task defaults; each task reads the settings again when it runs
 
 
 def _pulls(department: str) -> bool:
@@ -52,7 +47,7 @@ def _pulls(department: str) -> bool:
     from crosscheck.settings import INCLUDE_DIR
 
     try:
-        raw = yaml.safe_load(Path(get_settings().sources_file or INCLUDE_DIR / "sources.yaml").read_text("utf-8"))
+        raw = yaml.safe_load(Path(SETTINGS.sources_file or INCLUDE_DIR / "sources.yaml").read_text("utf-8"))
     except (OSError, yaml.YAMLError):
         return False
     if not isinstance(raw, dict):
@@ -64,13 +59,13 @@ def _pulls(department: str) -> bool:
 
 def landing_schedule(department: str):
     """The department's drop folder as an asset whose watcher fires when a new file is ready."""
-    if SCHEDULE:
-        return SCHEDULE
-    trigger = LandingReadyTrigger(department, poll_seconds=TRIGGER_POLL_SECONDS)
+    if SETTINGS.ingest_cron:
+        return SETTINGS.ingest_cron
+    trigger = LandingReadyTrigger(department, poll_seconds=SETTINGS.ingest_trigger_poll_seconds)
     landing = Asset(name=f"landing_{department}", uri=landing_asset_uri(department),
                     watchers=[AssetWatcher(name=f"landing_{department}_ready", trigger=trigger)])
     if _pulls(department):
-        return AssetOrTimeSchedule(timetable=CronTriggerTimetable(PULL_CRON, timezone=TZ), assets=[landing])
+        return AssetOrTimeSchedule(timetable=CronTriggerTimetable(SETTINGS.pull_cron, timezone=TZ), assets=[landing])
     return [landing]
 
 DOC = """
@@ -113,7 +108,7 @@ def build_ingest_dag(department: str, extracts: list[str]):
         start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
         catchup=False,
         max_active_runs=1,
-        default_args=default_args(),
+        default_args=default_args(SETTINGS),
         tags=["crosscheck", "ingest", department],
     )
     def ingest():
@@ -123,15 +118,15 @@ def build_ingest_dag(department: str, extracts: list[str]):
         def pull() -> list:
             from crosscheck.tasks import pull_sources
 
-            return pull_sources(department, get_current_context()["dag_run"].run_after)
+            return pull_sources(department, get_current_context()["dag_run"].run_after, get_settings())
 
         # all_done: what was dropped (or pulled) is taken even when another extract's pull failed.
-        @task.sensor(task_id="wait_for_files", mode="reschedule", poke_interval=POKE_SECONDS,
-                     timeout=WAIT_SECONDS, soft_fail=True, exponential_backoff=False, trigger_rule="all_done")
+        @task.sensor(task_id="wait_for_files", mode="reschedule", poke_interval=SETTINGS.ingest_poke_seconds,
+                     timeout=SETTINGS.ingest_wait_seconds, soft_fail=True, exponential_backoff=False, trigger_rule="all_done")
         def wait_for_files() -> PokeReturnValue:
             from crosscheck.tasks import pending_drops
 
-            names = pending_drops(department)
+            names = pending_drops(department, get_settings())
             return PokeReturnValue(is_done=bool(names), xcom_value=names)
 
         @task(task_id="stage", map_index_template="{{ file_name }}")
@@ -139,14 +134,14 @@ def build_ingest_dag(department: str, extracts: list[str]):
             from crosscheck.tasks import stage_one
 
             get_current_context()["file_name"] = name
-            return stage_one(department, name)
+            return stage_one(department, name, get_settings())
 
         @task(task_id="validate", map_index_template="{{ file_name }}")
         def validate(outcome: dict) -> dict:
             from crosscheck.tasks import validate_one
 
             get_current_context()["file_name"] = outcome.get("file_name")
-            return validate_one(outcome)
+            return validate_one(outcome, get_settings())
 
         # Loads one at a time: two corrections of the same extract and date must land in order.
         @task(task_id="load", map_index_template="{{ file_name }}", max_active_tis_per_dagrun=1)
@@ -154,7 +149,7 @@ def build_ingest_dag(department: str, extracts: list[str]):
             from crosscheck.tasks import load_one
 
             get_current_context()["file_name"] = outcome.get("file_name")
-            return load_one(outcome)
+            return load_one(outcome, get_settings())
 
         # Runs when some files failed too, so the extracts that did load are published.
         @task(task_id="publish_assets", outlets=[alias], trigger_rule="all_done_min_one_success")

@@ -5,8 +5,6 @@ Thin wiring only: every task body is a function of ``crosscheck.tasks`` imported
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from airflow.sdk import (
     Asset,
@@ -24,9 +22,10 @@ from airflow.sdk import (
 
 from crosscheck.contracts import contracts
 from crosscheck.monitoring import deadline_missed, default_args, nightly_deadline
+from crosscheck.settings import get_settings
 from crosscheck.tasks import TZ, asset_uri
 
-NIGHT_CRON = os.environ.get("CROSSCHECK_NIGHT_CRON", "0 5 * * *")
+SETTINGS = get_settings()  # schedules and task defaults; each task reads the settings again when it runs
 EXTRACT_ASSETS = [Asset(asset_uri(extract)) for extract in contracts()]
 
 DOC = """
@@ -58,21 +57,21 @@ summarise_night) → `crosscheck.compare`, `crosscheck.pipeline`.
 @dag(
     dag_id="crosscheck_nightly",
     description="夜间跨部门数据比对与报告 / nightly comparison and reports",
-    doc_md=DOC.format(n=len(EXTRACT_ASSETS), deadline=int(nightly_deadline().total_seconds() // 60)),
+    doc_md=DOC.format(n=len(EXTRACT_ASSETS), deadline=int(nightly_deadline(SETTINGS).total_seconds() // 60)),
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(NIGHT_CRON, timezone=TZ),
+        timetable=CronTriggerTimetable(SETTINGS.night_cron, timezone=TZ),
         assets=AssetAll(*EXTRACT_ASSETS),
     ),
     start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(),
+    default_args=default_args(SETTINGS),
     tags=["crosscheck", "nightly", "compare", "report"],
     params={"as_of": Param(None, type=["null", "string"], format="date",
                            description="比对日期 YYYY-MM-DD（留空：最新入库数据的日期）/ the night's as-of date")},
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=nightly_deadline(),
+        interval=nightly_deadline(SETTINGS),
         callback=AsyncCallback(deadline_missed, kwargs={"message": "夜间比对未按时完成 / the nightly comparison is late"}),
     ),
 )
@@ -88,13 +87,13 @@ def crosscheck_nightly():
             print("triggered by:", ", ".join(uris))
         dag_run = context["dag_run"]
         run_after = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
-        return night_as_of(context["params"].get("as_of"), run_after)
+        return night_as_of(context["params"].get("as_of"), run_after, get_settings())
 
     @task(task_id="prepare")
     def prepare(day: str) -> list[dict]:
         from crosscheck.tasks import prepare as prepare_night
 
-        return prepare_night(day)
+        return prepare_night(day, get_settings())
 
     # Each mapped instance is labelled with its partition (a district or a town) in the UI.
     @task(task_id="partition", map_index_template="{{ partition_key }}")
@@ -102,26 +101,26 @@ def crosscheck_nightly():
         from crosscheck.tasks import compare_partition
 
         get_current_context()["partition_key"] = partition["key"]
-        return compare_partition(day, partition)
+        return compare_partition(day, partition, get_settings())
 
     @task(task_id="compare")
     def compare(day: str, partitions: list[dict]) -> dict:
         from crosscheck.tasks import compare as finish
 
-        return finish(day, partitions)
+        return finish(day, partitions, get_settings())
 
     @task(task_id="worklists", map_index_template="{{ partition_key }}")
     def worklists(day: str, partition: dict) -> dict:
         from crosscheck.tasks import write_worklists
 
         get_current_context()["partition_key"] = partition["key"]
-        return write_worklists(day, partition)
+        return write_worklists(day, partition, get_settings())
 
     @task(task_id="publish")
     def publish(day: str, partitions: list[dict]) -> dict:
         from crosscheck.tasks import publish as run_publish
 
-        return run_publish(day, worklists=False, partitions=partitions)
+        return run_publish(day, get_settings(), worklists=False, partitions=partitions)
 
     @task(task_id="summary")
     def summary(day: str, comparison: dict, outputs: dict) -> str:

@@ -69,6 +69,7 @@ def airflow_home(tmp_path_factory) -> Path:
 def dagbag(airflow_home):
     from airflow.dag_processing.dagbag import DagBag
 
+    get_settings.cache_clear()  # the DAG files read the settings (task_retries) of airflow_home's environment
     return DagBag(dag_folder=str(DAGS_DIR))
 
 
@@ -269,7 +270,8 @@ def test_default_retries(monkeypatch):
     from crosscheck.monitoring import default_args
 
     monkeypatch.delenv("CROSSCHECK_TASK_RETRIES", raising=False)
-    args = default_args()
+    get_settings.cache_clear()
+    args = default_args(get_settings())
     assert args["retries"] == 3 and args["retry_exponential_backoff"] and args["max_retry_delay"]
 
 
@@ -328,7 +330,7 @@ def test_night_end_to_end(dagbag, crosscheck_env, fresh_warehouse, tmp_path):
     # production path; here we check the pending list directly).
     from crosscheck.tasks import pending_drops
 
-    assert all(pending_drops(d) == [] for d in DEPARTMENTS)
+    assert all(pending_drops(d, settings) == [] for d in DEPARTMENTS)
 
     try:
         import crosscheck.compare  # noqa: F401
@@ -360,11 +362,11 @@ def test_a_failed_partition_is_retried_alone(dagbag, crosscheck_env, fresh_wareh
     ingest_departments(fresh_warehouse, DEPARTMENTS, tmp_path / "district" / "landing", crosscheck_env)
     real, failures = tasks.compare_partition, []
 
-    def flaky(day, partition, warehouse=None):
+    def flaky(day, partition, settings, warehouse=None):
         if partition.get("towns") and not failures:  # the first town-only partition, on its first try
             failures.append(partition["key"])
             raise ConnectionError("server closed the connection unexpectedly (injected)")
-        return real(day, partition, warehouse)
+        return real(day, partition, settings, warehouse)
 
     monkeypatch.setattr(tasks, "compare_partition", flaky)
     dag = dagbag.get_dag("crosscheck_nightly")

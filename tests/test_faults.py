@@ -242,7 +242,7 @@ KILLABLE = textwrap.dedent("""
         return paused
 
     import crosscheck.validate  # GX is left out of the child (importing it takes seconds): files load as staged
-    crosscheck.validate.validate_file = lambda warehouse, file_id: {{}}
+    crosscheck.validate.validate_file = lambda warehouse, file_id, docs_dir: {{}}
     if {step!r} == "copy":
         ingest._copy_to_staging = pause(ingest._copy_to_staging)
     else:  # load_file's last call before its transaction commits; core holds the new rows
@@ -311,8 +311,8 @@ def test_department_silent_for_three_nights_is_flagged_stale(fresh_warehouse, di
     """hrss drops nothing after night D; on D+3 the others have sent fresh files. The comparison uses hrss's
     data of D, flags it stale in mart.freshness and in mismatches.csv, and still produces the findings of
     every department."""
-    from crosscheck.compare import run_compare
     from crosscheck.outputs import write_mismatches
+    from crosscheck.pipeline import compare_night
 
     settings = make_settings(tmp_path)
     later = D + timedelta(days=3)
@@ -326,9 +326,9 @@ def test_department_silent_for_three_nights_is_flagged_stale(fresh_warehouse, di
         ingest(fresh_warehouse, settings, department)
     assert_nothing_lost(fresh_warehouse)
 
-    first = run_compare(fresh_warehouse, D, settings, gx=False)
+    first = compare_night(fresh_warehouse, D, settings, gx=False)
     assert first.stale == []
-    result = run_compare(fresh_warehouse, later, settings, gx=False)
+    result = compare_night(fresh_warehouse, later, settings, gx=False)
     with fresh_warehouse.connect() as conn:
         freshness = {r[0]: r[1:] for r in conn.execute(
             "SELECT extract, department, data_as_of, age_days, stale FROM mart.freshness WHERE as_of = %s", (later,))}

@@ -10,9 +10,9 @@ from helpers import fill_worklist, make_settings
 from test_rules import District, drop, new_database
 
 from crosscheck.catalogue import RULES
-from crosscheck.compare import run_compare
 from crosscheck.feedback import apply_feedback
 from crosscheck.outputs import KPI_COLUMNS, MISMATCH_COLUMNS, write_kpis, write_mismatches
+from crosscheck.pipeline import compare_night
 from crosscheck.worklists import worklist_rows, write_worklists
 
 N1, N2, N3 = date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)
@@ -68,12 +68,12 @@ def three_nights() -> tuple[District, dict[str, str]]:
 def test_new_open_resolved_and_back(db, tmp_path):
     d, p = three_nights()
     d.load(db)
-    r1 = run_compare(db, N1, gx=False)
-    r2 = run_compare(db, N2, gx=False)
+    r1 = compare_night(db, N1, make_settings(tmp_path), gx=False)
+    r2 = compare_night(db, N2, make_settings(tmp_path), gx=False)
     assert statuses(db, N1) == {p["A"]: "new", p["B"]: "new", p["E"]: "new"}
     assert statuses(db, N2) == {p["A"]: "open", p["B"]: "resolved", p["E"]: "resolved", p["C"]: "new"}
     assert (r1.new, r1.open, r1.resolved) == (3, 0, 0) and (r2.new, r2.open, r2.resolved) == (1, 1, 2)
-    run_compare(db, N3, gx=False)
+    compare_night(db, N3, make_settings(tmp_path), gx=False)
     # a resolved finding that comes back is new again (no verdict given)
     assert statuses(db, N3) == {p["A"]: "open", p["B"]: "new", p["E"]: "new", p["C"]: "open"}
     with db.connect() as conn:
@@ -101,9 +101,9 @@ def return_worklists(w, as_of: date, tmp_path, answers: dict[int, str]) -> list:
 def test_feedback_not_true_suppresses_new_unless_data_changed(db, tmp_path):
     d, p = three_nights()
     d.load(db)
-    run_compare(db, N1, gx=False)
-    run_compare(db, N2, gx=False)
-    run_compare(db, N3, gx=False)
+    compare_night(db, N1, make_settings(tmp_path), gx=False)
+    compare_night(db, N2, make_settings(tmp_path), gx=False)
+    compare_night(db, N3, make_settings(tmp_path), gx=False)
     assert statuses(db, N3)[p["B"]] == "new"
     with db.connect() as conn:
         ids = dict(conn.execute("SELECT id_number, finding_id FROM mart.findings WHERE rule_code = 'SS07'"))
@@ -115,20 +115,20 @@ def test_feedback_not_true_suppresses_new_unless_data_changed(db, tmp_path):
     with db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM mart.feedback").fetchone()[0] == 3
     # Rerun night 3: B and E came back, and the 不属实 verdicts were given on the data they have now.
-    run_compare(db, N3, gx=False)
+    compare_night(db, N3, make_settings(tmp_path), gx=False)
     assert statuses(db, N3) == {p["A"]: "open", p["B"]: "open", p["E"]: "open", p["C"]: "open"}
 
 
 def test_feedback_on_old_data_does_not_suppress_changed_finding(db, tmp_path):
     d, p = three_nights()
     d.load(db)
-    run_compare(db, N1, gx=False)
-    run_compare(db, N2, gx=False)
+    compare_night(db, N1, make_settings(tmp_path), gx=False)
+    compare_night(db, N2, make_settings(tmp_path), gx=False)
     with db.connect() as conn:
         ids = dict(conn.execute("SELECT id_number, finding_id FROM mart.findings WHERE rule_code = 'SS07'"))
     # B and E are resolved on night 2: their verdicts come back on night 1's list
     assert sum(r.stored for r in return_worklists(db, N1, tmp_path, {ids[p["B"]]: "不属实", ids[p["E"]]: "不属实"})) == 2
-    run_compare(db, N3, gx=False)
+    compare_night(db, N3, make_settings(tmp_path), gx=False)
     got = statuses(db, N3)
     assert got[p["B"]] == "open"  # back with the same data: not new again
     assert got[p["E"]] == "new"   # back with another death date: its data changed
@@ -153,14 +153,14 @@ def test_third_night_resolved_findings_come_back(db, tmp_path):
             d.enrol(pid, as_of=night, **({"enrol_status": "终止参保", "benefit_status": "终止发放"}
                                          if night == N2 else {}))
     d.load(db)
-    run_compare(db, N1, gx=False)
+    compare_night(db, N1, make_settings(tmp_path), gx=False)
     with db.connect() as conn:
         ids = dict(conn.execute("SELECT id_number, finding_id FROM mart.findings WHERE rule_code = 'SS07'"))
     g, h, k, m = (people[x] for x in "GHKM")
     answers = {ids[g]: "不属实", ids[k]: "属实", ids[m]: "不属实"}
     assert sum(r.stored for r in return_worklists(db, N1, tmp_path, answers)) == 3
-    run_compare(db, N2, gx=False)
-    run_compare(db, N3, gx=False)
+    compare_night(db, N2, make_settings(tmp_path), gx=False)
+    compare_night(db, N3, make_settings(tmp_path), gx=False)
     assert statuses(db, N2) == dict.fromkeys(people.values(), "resolved")
     assert statuses(db, N3) == {g: "open", h: "new", k: "new", m: "open"}
 
@@ -181,7 +181,7 @@ def test_third_night_resolved_findings_come_back(db, tmp_path):
     assert rows[g]["verdict"] == "不属实" and rows[g]["first_seen"] == N1 and rows[h]["verdict"] is None
 
 
-def test_unusable_id_is_one_finding_whatever_file_or_row(db):
+def test_unusable_id_is_one_finding_whatever_file_or_row(db, tmp_path):
     """ID01/ID02 are identified by (rule, ID as written): one raw ID in two extracts is one finding,
     and the same raw ID in another file and row the next night is the same finding (open)."""
     d = District()
@@ -192,8 +192,8 @@ def test_unusable_id_is_one_finding_whatever_file_or_row(db):
     d.quarantined("payments", "ID01", "X1", {"name": "赵六"}, as_of=N2)  # moves the raw ID to another row
     d.quarantined("payments", "ID01", raw, {"name": "王小明", "town": "太平镇"}, as_of=N2)
     d.load(db)
-    run_compare(db, N1, gx=False)
-    run_compare(db, N2, gx=False)
+    compare_night(db, N1, make_settings(tmp_path), gx=False)
+    compare_night(db, N2, make_settings(tmp_path), gx=False)
     with db.connect() as conn:
         rows = conn.execute("SELECT m.subject_key, m.departments, n.as_of, n.status FROM mart.finding_nights n "
                             "JOIN mart.findings m USING (finding_id) WHERE m.rule_code = 'ID01' AND m.subject_key = %s "
@@ -204,14 +204,14 @@ def test_unusable_id_is_one_finding_whatever_file_or_row(db):
     assert "第3行" in night2  # found on another row than on night 1, still the same finding
 
 
-def test_rerun_is_idempotent(db):
+def test_rerun_is_idempotent(db, tmp_path):
     d, _ = three_nights()
     d.load(db)
-    run_compare(db, N1, gx=False)
-    run_compare(db, N2, gx=False)
+    compare_night(db, N1, make_settings(tmp_path), gx=False)
+    compare_night(db, N2, make_settings(tmp_path), gx=False)
     once = mart_contents(db)
     for night in (N2, N2, N1):
-        run_compare(db, night, gx=False)
+        compare_night(db, night, make_settings(tmp_path), gx=False)
     assert mart_contents(db) == once
 
 
@@ -232,7 +232,7 @@ def stale_district() -> tuple[District, dict[str, str]]:
 def test_stale_department_flagged_and_outputs(db, tmp_path):
     d, p = stale_district()
     d.load(db, missing=("training",))
-    result = run_compare(db, N2, gx=True)
+    result = compare_night(db, N2, make_settings(tmp_path), gx=True)
     # freshness: finance sent on 11-20 (8 days old), training never received
     with db.connect() as conn:
         fresh = {r[0]: r[1:] for r in conn.execute(

@@ -96,7 +96,8 @@ def test_excel_damaged_enrollment_is_held_and_night_one_stays_in_use(fresh_wareh
     """Night 1 loads the district; on night 2 the enrollment file arrives with every ID as 5.10224E+17. It is
     held: night 2 uses night 1's enrollment, 参保率 is unchanged, no finding is new or resolved, the report,
     the freshness table and the receipt say so, and every row of the held file stays queryable."""
-    from crosscheck.compare import run_compare
+    from crosscheck.pipeline import compare_night
+    from crosscheck.reference import deployment_districts
     from crosscheck.report import gather, render
 
     settings = make_settings(tmp_path, hold_history_files=HOLD_HISTORY_FILES)
@@ -128,14 +129,14 @@ def test_excel_damaged_enrollment_is_held_and_night_one_stays_in_use(fresh_wareh
     assert js["hold"]["history_as_of"] == [D.isoformat()] and js["hold"]["median_rows_loaded"] > 200
     assert "暂扣依据" in html and D.isoformat() in html
 
-    run_compare(fresh_warehouse, D, settings, gx=False)
-    second = run_compare(fresh_warehouse, later, settings, gx=False)
+    compare_night(fresh_warehouse, D, settings, gx=False)
+    second = compare_night(fresh_warehouse, later, settings, gx=False)
     assert second.counts["SS01"] > 0 and second.resolved == 0, second.describe()
     with fresh_warehouse.connect() as conn:
         fresh = conn.execute("SELECT data_as_of, age_days, held_file_id, held_as_of FROM mart.freshness "
                              "WHERE as_of = %s AND extract = 'enrollment'", (later,)).fetchone()
     assert fresh == (D, 1, held.file_id, later)
-    page = render(gather(fresh_warehouse, later), later, {})
+    page = render(gather(fresh_warehouse, later), later, {}, deployment_districts(settings.districts))
     assert f"{later} 的文件（编号 {held.file_id}）已暂扣未入库，仍使用 {D} 的数据" in page
     held_night = night_state(fresh_warehouse, later)
 
@@ -144,7 +145,7 @@ def test_excel_damaged_enrollment_is_held_and_night_one_stays_in_use(fresh_wareh
     good = district / "hrss" / "enrollment_20261128.csv"
     put(settings.landing_dir / "hrss" / f"enrollment_{later:%Y%m%d}.csv", good.read_bytes(), age=OLD / 4)
     assert only(ingest(fresh_warehouse, settings, "hrss")).status == "loaded"
-    run_compare(fresh_warehouse, later, settings, gx=False)
+    compare_night(fresh_warehouse, later, settings, gx=False)
     good_night = night_state(fresh_warehouse, later)
     with fresh_warehouse.connect() as conn:  # the good file made the held one moot: no longer shown held
         assert conn.execute("SELECT data_as_of, held_file_id FROM mart.freshness WHERE as_of = %s "

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from crosscheck import monitoring
+from crosscheck.settings import get_settings
 
 pytestmark = pytest.mark.xdist_group("airflow")
 
@@ -52,6 +53,15 @@ def no_airflow(monkeypatch):
     """No Airflow Variable lookups in-process (they would import and configure Airflow)."""
     monkeypatch.setattr(monitoring, "_variable", lambda key: None)
     monkeypatch.delenv(monitoring.NOTIFY_CONN_ENV, raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def notify_through(monkeypatch, conn_id: str) -> None:
+    """The deployment's setting notify_conn, as its environment gives it."""
+    monkeypatch.setenv(monitoring.NOTIFY_CONN_ENV, conn_id)
+    get_settings.cache_clear()
 
 
 def _conn(port: int, **extra):
@@ -78,14 +88,14 @@ def test_summary_is_one_line_with_everything_an_operator_needs():
 
 def test_notifications_are_off_by_default(monkeypatch):
     monkeypatch.setattr(monitoring, "_connection", lambda conn_id: pytest.fail("looked up a connection"))
-    assert monitoring.notifier_conn_id() is None
-    assert monitoring.notify("hello") is False
+    assert monitoring.notifier_conn_id(get_settings()) is None
+    assert monitoring.notify("hello", get_settings()) is False
     monitoring.on_failure(_context(ValueError("x")))  # logs, sends nothing, raises nothing
 
 
 def test_failure_callback_posts_the_summary_to_the_webhook(monkeypatch, webhook, caplog):
     port, received = webhook
-    monkeypatch.setenv(monitoring.NOTIFY_CONN_ENV, "crosscheck_alerts")
+    notify_through(monkeypatch, "crosscheck_alerts")
     monkeypatch.setattr(monitoring, "_connection", lambda conn_id: _conn(port))
     with caplog.at_level(logging.INFO, logger="crosscheck.monitoring"):
         monitoring.on_failure(_context(OSError("disk full")))
@@ -105,7 +115,7 @@ def test_notifications_carry_no_id_numbers(monkeypatch, webhook):
     first17 = "51022419900201547"
     valid = first17 + ric.calc_check_digit(first17)
     port, received = webhook
-    monkeypatch.setenv(monitoring.NOTIFY_CONN_ENV, "crosscheck_alerts")
+    notify_through(monkeypatch, "crosscheck_alerts")
     monkeypatch.setattr(monitoring, "_connection", lambda conn_id: _conn(port))
     monitoring.on_failure(_context(ValueError(f"bad row: id {valid}7 born 1990-02-01")))
     content = received[0]["body"]["text"]["content"]
@@ -115,17 +125,17 @@ def test_notifications_carry_no_id_numbers(monkeypatch, webhook):
 
 def test_retry_callback_and_payload_formats(monkeypatch, webhook):
     port, received = webhook
-    monkeypatch.setenv(monitoring.NOTIFY_CONN_ENV, "crosscheck_alerts")
+    notify_through(monkeypatch, "crosscheck_alerts")
     monkeypatch.setattr(monitoring, "_connection", lambda conn_id: _conn(port, format="slack"))
     monitoring.on_retry(_context(TimeoutError("server closed the connection"), try_number=1))
     assert received[-1]["body"]["text"].startswith("[crosscheck] RETRY dag=crosscheck_ingest_hrss")
     monkeypatch.setattr(monitoring, "_connection", lambda conn_id: _conn(port, format="plain"))
-    monitoring.notify("body text", subject="subject line")
+    monitoring.notify("body text", get_settings(), subject="subject line")
     assert received[-1]["body"] == {"title": "subject line", "message": "body text"}
 
 
 def test_an_unreachable_notifier_never_breaks_the_callback(monkeypatch, caplog):
-    monkeypatch.setenv(monitoring.NOTIFY_CONN_ENV, "crosscheck_alerts")
+    notify_through(monkeypatch, "crosscheck_alerts")
     monkeypatch.setattr(monitoring, "_connection", lambda conn_id: _conn(9))  # nothing listens on port 9
     with caplog.at_level(logging.WARNING, logger="crosscheck.monitoring"):
         monitoring.on_failure(_context(ValueError("x")))
@@ -143,7 +153,7 @@ def test_webhook_url_forms():
 
 def test_deadline_callback_notifies(monkeypatch, webhook):
     port, received = webhook
-    monkeypatch.setenv(monitoring.NOTIFY_CONN_ENV, "crosscheck_alerts")
+    notify_through(monkeypatch, "crosscheck_alerts")
     monkeypatch.setattr(monitoring, "_connection", lambda conn_id: _conn(port))
     context = {"dag_run": {"dag_id": "crosscheck_nightly", "dag_run_id": "scheduled__x", "state": "running",
                            "queued_at": "2026-11-28T21:00:00+00:00"},
@@ -193,7 +203,9 @@ def test_smtp_notifier_through_airflows_smtp_provider(tmp_path):
         env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                "AIRFLOW_CONN_CROSSCHECK_MAIL": json.dumps(conn), monitoring.NOTIFY_CONN_ENV: "crosscheck_mail"}
         script = ("from crosscheck import monitoring\n"
-                  "assert monitoring.notify('[crosscheck] FAILED dag=d task=t try=1/4 error=E log=-', 'subject')\n")
+                  "from crosscheck.settings import get_settings\n"
+                  "assert monitoring.notify('[crosscheck] FAILED dag=d task=t try=1/4 error=E log=-', get_settings(),"
+                  " 'subject')\n")
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
     finally:

@@ -14,9 +14,9 @@ from datetime import date
 import pytest
 from helpers import make_settings, night_state, throwaway_warehouse
 
-from crosscheck.compare import compare_partition, finish_compare, prepare_compare, run_compare
+from crosscheck.compare import compare_partition, finish_compare, prepare_compare
 from crosscheck.generate import generate
-from crosscheck.pipeline import ingest_departments
+from crosscheck.pipeline import compare_night, ingest_departments
 from crosscheck.settings import DEPARTMENTS
 
 D = date(2026, 11, 28)
@@ -38,7 +38,7 @@ def deployment(warehouse_server, tmp_path_factory):
 @pytest.fixture(scope="module")
 def whole(deployment) -> dict:
     w, settings = deployment
-    result = run_compare(w, D, settings, gx=False, partition_by="none")
+    result = compare_night(w, D, settings, gx=False, partition_by="none")
     assert result.total > 0
     return night_state(w, D)
 
@@ -56,7 +56,7 @@ def test_the_whole_night_covers_both_districts(whole):
 @pytest.mark.parametrize("by", ["district", "town"])
 def test_partitioned_in_one_process_equals_the_whole(deployment, whole, by):
     w, settings = deployment
-    run_compare(w, D, settings, gx=False, partition_by=by)
+    compare_night(w, D, settings, gx=False, partition_by=by)
     assert night_state(w, D) == whole
 
 
@@ -65,7 +65,7 @@ def test_rules_on_one_connection_or_several_equal_the_whole(deployment, whole, c
     """``whole`` ran the rule files on two connections side by side (the default); one after another
     on one connection, or on three, the night is the same."""
     w, settings = deployment
-    run_compare(w, D, replace(settings, night_connections=connections), gx=False)
+    compare_night(w, D, replace(settings, night_connections=connections), gx=False)
     assert night_state(w, D) == whole
 
 
@@ -79,8 +79,8 @@ def test_partitions_as_separate_steps_in_any_order_and_retried(deployment, whole
     assert len(partitions[0]["excluding"]) == len(keys) - 1  # the first one also takes unknown towns
     found = {}
     for partition in reversed(partitions):
-        found[partition["key"]] = compare_partition(w, D, partition)
-    assert compare_partition(w, D, partitions[0]) == found[keys[0]]  # a retry replaces its rows
+        found[partition["key"]] = compare_partition(w, D, partition, settings)
+    assert compare_partition(w, D, partitions[0], settings) == found[keys[0]]  # a retry replaces its rows
     finish_compare(w, D, settings, gx=False, night_id=partitions[0]["night_id"])
     assert night_state(w, D) == whole
     assert sum(sum(counts.values()) for counts in found.values()) == len(whole["findings"])
@@ -91,10 +91,10 @@ def test_a_partition_of_an_older_set_up_is_refused(deployment, whole):
     old = prepare_compare(w, D, settings, partition_by="district")
     prepare_compare(w, D, settings, partition_by="district")  # the night was set up again since
     with pytest.raises(RuntimeError, match="set up again"):
-        compare_partition(w, D, old[0])
+        compare_partition(w, D, old[0], settings)
     with w.connect() as conn:
         assert conn.execute("SELECT status FROM mart.runs WHERE as_of = %s", (D,)).fetchone()[0] == "failed"
-    run_compare(w, D, settings, gx=False)
+    compare_night(w, D, settings, gx=False)
     assert night_state(w, D) == whole
 
 
@@ -104,7 +104,7 @@ def test_each_district_gets_its_own_files(deployment, whole, tmp_path):
     from crosscheck.pipeline import publish_night
 
     w, settings = deployment
-    run_compare(w, D, settings, gx=False)
+    compare_night(w, D, settings, gx=False)
     out = tmp_path / "out"
     publish_night(w, D, out, settings)
 

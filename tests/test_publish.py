@@ -213,7 +213,7 @@ def test_airflow_task_functions_write_work_lists_into_the_new_set_and_switch_onc
     assert len(partitions) > 1 and len({p["publish_set"] for p in partitions}) == 1
     new = settings.reports_dir / partitions[0]["publish_set"]
     for partition in partitions:
-        tasks.compare_partition(D.isoformat(), partition, w)
+        tasks.compare_partition(D.isoformat(), partition, settings, w)
     tasks.compare(D.isoformat(), partitions, settings, w)
     written = []
     for partition in partitions:

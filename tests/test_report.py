@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from crosscheck.reference import deployment_districts
 from crosscheck.report import gather, render
+from crosscheck.settings import get_settings
 
 AS_OF = date(2026, 11, 28)
+DISTRICTS = deployment_districts(get_settings().districts)
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -45,7 +48,7 @@ def sample_data() -> dict:
 
 
 def test_report_masks_ids_and_needs_no_network():
-    page = render(sample_data(), AS_OF, {})
+    page = render(sample_data(), AS_OF, {}, DISTRICTS)
     assert "500151199001011234" not in page
     assert "500151********1234" in page
     # Nothing to fetch: no external scripts, styles, images or fonts (XML namespace names are not fetched).
@@ -58,7 +61,7 @@ def test_report_masks_ids_and_needs_no_network():
 def test_report_escapes_hostile_text():
     data = sample_data()
     data["findings"][0]["name"] = "</script><script>alert(1)</script>"
-    page = render(data, AS_OF, {})
+    page = render(data, AS_OF, {}, DISTRICTS)
     assert "</script><script>alert(1)" not in page
     # the name is still shown, as inert JSON text inside the data block (not dropped)
     assert page.count('"name": "<\\/script><script>alert(1)<\\/script>"') == 1
@@ -67,7 +70,7 @@ def test_report_escapes_hostile_text():
 def test_report_renders_for_an_empty_night(warehouse):
     data = gather(warehouse, date(2031, 1, 1))
     assert data["findings"] == []
-    page = render(data, date(2031, 1, 1), {})
+    page = render(data, date(2031, 1, 1), {}, DISTRICTS)
     assert "本期未发现问题" in page
 
 
@@ -78,7 +81,7 @@ def test_report_in_headless_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 
     path = tmp_path / "report.html"
-    path.write_text(render(sample_data(), AS_OF, {}), encoding="utf-8")
+    path.write_text(render(sample_data(), AS_OF, {}, DISTRICTS), encoding="utf-8")
     errors, requests = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
@@ -119,7 +122,7 @@ def test_report_reads_in_words_not_codes():
     from crosscheck.report import department_zh, extract_zh, file_status_zh, rule_title
     from crosscheck.worklists import NO_TOWN
 
-    page = render(_labelled_data(), AS_OF, {})
+    page = render(_labelled_data(), AS_OF, {}, DISTRICTS)
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", page)
     # departments, extracts and file statuses by their Chinese names, never the code
     for code in ("civil", "finance", "hrss", "residents", "payments", "enrollment", "loaded"):
@@ -154,7 +157,7 @@ def test_report_fits_wide_and_narrow_screens(tmp_path):
     data["findings"][0]["detail"] = "贫困人口年满16周岁、非在校生、健在，但未参加城乡居民养老保险" * 3
     data["findings"][0]["village"] = "双山镇新胜村第十二村民小组"
     path = tmp_path / "report.html"
-    path.write_text(render(data, AS_OF, {}), encoding="utf-8")
+    path.write_text(render(data, AS_OF, {}, DISTRICTS), encoding="utf-8")
     errors, requests = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])

@@ -18,8 +18,8 @@ from stdnum.cn import ric
 
 from crosscheck import warehouse as wh
 from crosscheck.catalogue import RULES
-from crosscheck.compare import run_compare
 from crosscheck.contracts import contracts
+from crosscheck.pipeline import compare_night
 
 D = date(2026, 11, 28)
 
@@ -371,11 +371,13 @@ def build() -> District:
 
 
 @pytest.fixture(scope="module")
-def night(warehouse_server):
+def night(warehouse_server, tmp_path_factory):
+    from helpers import make_settings
+
     w = new_database(warehouse_server)
     P.clear()
     build().load(w)
-    result = run_compare(w, D, gx=False)
+    result = compare_night(w, D, make_settings(tmp_path_factory.mktemp("night")), gx=False)
     yield w, result
     drop(w)
 
@@ -568,7 +570,7 @@ def test_configuration_changes_the_rules(warehouse_server):
     try:
         build().load(w)  # the same IDs as the module's district: make_id is deterministic
         settings = dataclasses.replace(get_settings(), subsidy_categories=("poverty_active",), pension_min_age=55)
-        run_compare(w, D, settings, gx=False)
+        compare_night(w, D, settings, gx=False)
         assert not fired((w,), "SS02") & ids("ss02_dibao_partial", "ss02_disabled")  # 低保/残疾 not configured
         assert P["ss02_fire"] in fired((w,), "SS02")
         assert P["ss09_59"] not in fired((w,), "SS09")  # 59 is old enough when the limit is 55
@@ -576,11 +578,13 @@ def test_configuration_changes_the_rules(warehouse_server):
         drop(w)
 
 
-def test_night_without_any_data(warehouse_server):
+def test_night_without_any_data(warehouse_server, tmp_path):
     """No extract ever received: the night completes, nothing is found, every extract is stale."""
+    from helpers import make_settings
+
     w = new_database(warehouse_server)
     try:
-        result = run_compare(w, D, gx=False)
+        result = compare_night(w, D, make_settings(tmp_path), gx=False)
         assert result.total == 0 and len(result.stale) == len(contracts())
         with w.connect() as conn:
             assert conn.execute("SELECT status FROM mart.runs").fetchone()[0] == "done"

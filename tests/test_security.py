@@ -22,9 +22,8 @@ from helpers import csv_bytes, file_row, landing_path, make_settings, put, rows_
 from openpyxl import load_workbook
 
 from crosscheck import warehouse as wh
-from crosscheck.compare import run_compare
 from crosscheck.normalise import check_char
-from crosscheck.pipeline import ingest_department, publish_night
+from crosscheck.pipeline import compare_night, ingest_department, publish_night
 from crosscheck.settings import ROOT
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -139,7 +138,7 @@ def test_hostile_headers_and_values_are_data_not_sql_nor_formulas(fresh_warehous
                 for o in ingest_department(fresh_warehouse, d, settings.landing_dir, settings)}
     assert {e: o.status for e, o in outcomes.items()} == {"residents": "loaded", "enrollment": "loaded"}
     assert outcomes["residents"].rows_loaded == 3 and outcomes["enrollment"].rows_loaded == 4
-    run_compare(fresh_warehouse, as_of, settings, gx=False)
+    compare_night(fresh_warehouse, as_of, settings, gx=False)
     out = tmp_path / "out"
     publish_night(fresh_warehouse, as_of, out, settings)
 

@@ -103,7 +103,7 @@ def test_filled_worklist_comes_back_as_feedback(fresh_warehouse, tmp_path):
     sheet.cell(row=header + 1, column=headers.index("核查结论") + 1, value="不属实")
     sheet.cell(row=header + 1, column=headers.index("备注") + 1, value="已在外地参保")
     book.save(path)
-    assert apply_feedback(fresh_warehouse, path).stored == 1
+    assert apply_feedback(fresh_warehouse, path, get_settings()).stored == 1
     with fresh_warehouse.connect() as conn:
         rows = conn.execute("SELECT finding_id, verdict, note FROM mart.feedback").fetchall()
     assert rows == [(ids["ss01"], "不属实", "已在外地参保")]

@@ -40,10 +40,12 @@ def cmd_generate(args) -> int:
 
 def cmd_run(args) -> int:
     from crosscheck.pipeline import run_night
+    from crosscheck.settings import get_settings
 
+    settings = get_settings()
     result = run_night(
-        landing=Path(args.landing), as_of=args.date, warehouse_url=args.warehouse,
-        out_dir=Path(args.out) if args.out else None,
+        landing=Path(args.landing), as_of=args.date, warehouse_url=args.warehouse or settings.warehouse_url,
+        out_dir=Path(args.out) if args.out else None, settings=settings,
     )
     print(result.describe())
     return 0
@@ -71,7 +73,8 @@ def cmd_demo(args) -> int:
         for outcome in pull_department("civil", as_of, settings, open_warehouse(args.warehouse)):
             print(f"   {outcome.summary()}")
     print("2/2 running the night (pick-up, validation, load, comparison, reports) …")
-    result = run_night(landing=demo_dir / "landing", as_of=as_of, warehouse_url=args.warehouse, settings=settings)
+    result = run_night(landing=demo_dir / "landing", as_of=as_of, warehouse_url=args.warehouse or settings.warehouse_url,
+                       out_dir=None, settings=settings)
     print(result.describe())
     return 0
 
@@ -103,8 +106,10 @@ def cmd_feedback(args) -> int:
     from crosscheck.feedback import apply_feedback
     from crosscheck.pickup import safe_display_name
     from crosscheck.pipeline import RunFailed
+    from crosscheck.settings import get_settings
     from crosscheck.warehouse import open_warehouse, redact
 
+    settings = get_settings()
     for name in args.files:
         try:
             st = Path(name).lstat()
@@ -123,7 +128,7 @@ def cmd_feedback(args) -> int:
         logging.getLogger("crosscheck.feedback").setLevel(logging.ERROR)
     refused = []
     for name in args.files:
-        result = apply_feedback(warehouse, Path(name))
+        result = apply_feedback(warehouse, Path(name), settings)
         if result.status == "refused":
             refused.append(result)
         else:

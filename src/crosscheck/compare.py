@@ -1,18 +1,15 @@
-"""The night's comparison (数据比对), orchestrated: set-up, every partition, findings, indicators, GX.
+"""The night's comparison (数据比对) in three steps: set-up, every partition, findings and indicators.
 
-For night D, in one process ``run_compare(warehouse, D)``; as steps (the nightly DAG's tasks):
 ``prepare_compare`` (set-up, returns the partitions) → ``compare_partition`` (each, on any worker) →
-``finish_compare``. The steps themselves live by concern:
+``finish_compare`` (findings' life, indicators, GX checks); ``mart.runs`` records each night's state.
+They are run, under the night lock, by the night's steps of ``crosscheck.pipeline`` (in one process
+or as the nightly DAG's tasks). The work itself lives by concern:
 
 - ``crosscheck.catalogue``: the rules (sql/rules front matter) and the departments;
 - ``crosscheck.night``: the night's set-up and each partition's rules and indicator sums
   (``crosscheck.partitions``: what a partition is);
 - ``crosscheck.findings``: the findings' life, the indicators, GX's rule checks;
 - ``crosscheck.outputs``: mismatches.csv, kpis.csv and the work lists' layout.
-
-Nights on one warehouse are serialised by one advisory lock (``COMPARE_LOCK``): set-up and finish take
-it exclusively, partitions shared, ``run_compare`` for the whole night; ``mart.runs`` records each
-night's state.
 """
 
 from __future__ import annotations
@@ -32,10 +29,10 @@ from crosscheck.findings import (
     run_rule_suites,
     store_rule_checks,
 )
-from crosscheck.night import COMPARE_LOCK, evaluate_partition, setup_night, tune
+from crosscheck.night import evaluate_partition, setup_night, tune
 from crosscheck.partitions import Partition, plan_partitions
-from crosscheck.settings import Settings, get_settings
-from crosscheck.timing import stage
+from crosscheck.settings import Settings
+from crosscheck.timing import Timing, recording
 from crosscheck.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -70,58 +67,25 @@ class CompareResult:
         return "\n".join(lines)
 
 
-def run_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = None, gx: bool = True,
-                partition_by: str = "none") -> CompareResult:
-    """Compare night D in one process: set-up, every partition, then findings life, indicators and
-    GX checks. The nightly DAG runs the same three steps as separate tasks (prepare_compare,
-    compare_partition mapped over the partitions, finish_compare)."""
-    settings = settings or get_settings()
-    started = time.perf_counter()
-    result = CompareResult(as_of)
+def prepare_compare(warehouse: Warehouse, as_of: date, settings: Settings, partition_by: str,
+                    timing: Timing | None = None) -> list[dict]:
+    """Set up schema ``night`` for D; return its partitions (JSON, each naming the night's set-up)."""
     with warehouse.connect() as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (COMPARE_LOCK,))
-        conn.commit()
-        try:
-            with _run_status(conn, as_of, start=True):
-                t = time.perf_counter()
-                partitions = _prepare(conn, as_of, settings, partition_by)
-                result.seconds["setup"] = time.perf_counter() - t
-                t = time.perf_counter()
-                for partition in partitions:
-                    with conn.transaction():
-                        tune(conn)
-                        evaluate_partition(conn, partition, warehouse, settings.night_connections)
-                result.seconds["partitions"] = time.perf_counter() - t  # rules and indicator sums
-                _finish(warehouse, conn, as_of, settings, gx, result)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (COMPARE_LOCK,))
-            conn.commit()
-    result.duration = time.perf_counter() - started
-    log.info("%s", result.describe())
-    return result
-
-
-def prepare_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = None,
-                    partition_by: str | None = None) -> list[dict]:
-    """Step 1 of the partitioned night: set up schema ``night`` for D; return the partitions (JSON)."""
-    settings = settings or get_settings()
-    with warehouse.connect() as conn:
-        with _run_status(conn, as_of, start=True, done=False):
-            partitions = _prepare(conn, as_of, settings, partition_by or settings.night_partitions)
+        with _run_status(conn, as_of, start=True, done=False), conn.transaction():
+            tune(conn)
+            setup_night(conn, as_of, settings)
+            partitions = plan_partitions(conn, partition_by)
             night_id = conn.execute("SELECT night_id FROM night.params").fetchone()[0]
     return [{**p.as_dict(), "night_id": night_id} for p in partitions]
 
 
-def compare_partition(warehouse: Warehouse, as_of: date, partition: dict,
-                      settings: Settings | None = None) -> dict[str, int]:
-    """Step 2, once per partition (in any order, on any worker, retried alone): the partition's
-    rule and indicator rows. Returns its findings per rule."""
-    settings = settings or get_settings()
+def compare_partition(warehouse: Warehouse, as_of: date, partition: dict, settings: Settings,
+                      timing: Timing | None = None) -> dict[str, int]:
+    """Once per partition (in any order, on any worker, retried alone): the partition's rule and
+    indicator rows. Returns its findings per rule."""
     part = Partition.from_dict(partition)
     with warehouse.connect() as conn:
-        with _run_status(conn, as_of, done=False), conn.transaction():
-            # Shared: partitions run side by side; set-up and finish take the lock exclusively.
-            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (COMPARE_LOCK,))
+        with _run_status(conn, as_of, done=False), conn.transaction(), recording(timing or Timing()):
             _check_night(conn, as_of, partition.get("night_id"))
             tune(conn)
             evaluate_partition(conn, part, warehouse, settings.night_connections)
@@ -129,20 +93,17 @@ def compare_partition(warehouse: Warehouse, as_of: date, partition: dict,
                                      "GROUP BY 1 ORDER BY 1", (part.key,)).fetchall())
 
 
-def finish_compare(warehouse: Warehouse, as_of: date, settings: Settings | None = None, gx: bool = True,
-                   night_id: str | None = None) -> CompareResult:
-    """Step 3: gather the partitions, merge the findings' life, indicators, GX checks; run done."""
-    settings = settings or get_settings()
+def finish_compare(warehouse: Warehouse, as_of: date, settings: Settings, gx: bool = True,
+                   night_id: str | None = None, timing: Timing | None = None) -> CompareResult:
+    """Once every partition is in: gather them, merge the findings' life, indicators, GX checks; run done."""
     started = time.perf_counter()
     result = CompareResult(as_of)
     with warehouse.connect() as conn:
         with _run_status(conn, as_of):
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMPARE_LOCK,))
                 _check_night(conn, as_of, night_id)
-            _finish(warehouse, conn, as_of, settings, gx, result)
+            _finish(warehouse, conn, as_of, settings, gx, result, timing or Timing())
     result.duration = time.perf_counter() - started
-    log.info("%s", result.describe())
     return result
 
 
@@ -176,15 +137,8 @@ def _check_night(conn, as_of: date, night_id: str | None) -> None:
                            f" rerun the night from its set-up step")
 
 
-def _prepare(conn, as_of: date, settings: Settings, partition_by: str) -> list[Partition]:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMPARE_LOCK,))
-        tune(conn)
-        setup_night(conn, as_of, settings)
-        return plan_partitions(conn, partition_by)
-
-
-def _finish(warehouse: Warehouse, conn, as_of: date, settings: Settings, gx: bool, result: CompareResult) -> None:
+def _finish(warehouse: Warehouse, conn, as_of: date, settings: Settings, gx: bool, result: CompareResult,
+            timing: Timing) -> None:
     freshness = [dict(zip(("department", "dept_zh", "extract", "data_as_of", "age_days", "stale"), r, strict=True))
                  for r in conn.execute("SELECT department, dept_zh, extract, data_as_of, age_days, stale "
                                        "FROM night.extracts ORDER BY department, extract").fetchall()]
@@ -208,7 +162,7 @@ def _finish(warehouse: Warehouse, conn, as_of: date, settings: Settings, gx: boo
     result.seconds["merge"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    with conn.transaction(), stage("indicators"):
+    with conn.transaction(), timing.stage("indicators"):
         compute_indicators(conn, as_of, freshness)
     result.seconds["indicators"] = time.perf_counter() - t
 

@@ -41,7 +41,7 @@ from crosscheck.masking import for_people, mask_id, row_for_people
 from crosscheck.outputs import VERDICTS, WORKLIST_COLUMNS
 from crosscheck.pickup import oversize_reason, safe_display_name, unsafe_entry_reason
 from crosscheck.read import FileRejected, _check_zip, _load_workbook
-from crosscheck.settings import INCLUDE_DIR, Settings, get_settings
+from crosscheck.settings import INCLUDE_DIR, Settings
 from crosscheck.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -291,13 +291,12 @@ def _check_rows(conn, rows: list[Row], town: str, as_of: str, ids: set[int], set
                 r.taken, r.reason = True, "已采用"
 
 
-def apply_feedback(warehouse: Warehouse, xlsx_path: Path, settings: Settings | None = None) -> FeedbackResult:
+def apply_feedback(warehouse: Warehouse, xlsx_path: Path, settings: Settings) -> FeedbackResult:
     """Check and store the 核查结论 of one returned work list; write its feedback receipt.
 
     Storing is idempotent per file (same bytes, same name). A file refused whole is not moved here
     (see apply_feedback_folder); database errors propagate.
     """
-    settings = settings or get_settings()
     path = Path(xlsx_path)
     result = FeedbackResult(path.name, None, f"{datetime.now():%Y-%m-%d %H:%M:%S}")
     try:

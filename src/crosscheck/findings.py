@@ -27,7 +27,7 @@ from psycopg import sql
 from crosscheck.catalogue import GROUPS, RULES
 from crosscheck.masking import mask_id
 from crosscheck.night import FINDING_COLUMNS, insert_row
-from crosscheck.settings import EXPECTATIONS_DIR, SQL_DIR, Settings, get_settings
+from crosscheck.settings import EXPECTATIONS_DIR, SQL_DIR, Settings
 from crosscheck.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -182,12 +182,11 @@ def _rule_query(spec: dict) -> str:
     return GX_RULE_QUERY.format(rule=meta["rule"])
 
 
-def run_rule_suites(warehouse: Warehouse, as_of: date, settings: Settings | None = None) -> dict[str, dict]:
+def run_rule_suites(warehouse: Warehouse, as_of: date, settings: Settings) -> dict[str, dict]:
     """Run every rules suite over its batch (``meta.batch``: a table of schema night, by default
     night.params); return {rule: {success, count}}."""
     from crosscheck.validate import load_suite, run_suite, write_data_docs
 
-    settings = settings or get_settings()
     out = {}
     for path in sorted(RULE_SUITES_DIR.glob("*.json")):
         suite = load_suite(path.stem, "rules", query_for=_rule_query)

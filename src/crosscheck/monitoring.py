@@ -4,18 +4,19 @@
 * ``on_failure`` / ``on_retry``: log one line (dag, task, try, the error's first line, log URL) and
   hand it to the configured notifier.
 * The notifier is OFF by default. It is switched on by naming an Airflow connection, in the
-  environment variable ``CROSSCHECK_NOTIFY_CONN`` or the Airflow Variable ``crosscheck_notify_conn``:
+  setting ``notify_conn`` (``CROSSCHECK_NOTIFY_CONN``) or the Airflow Variable ``crosscheck_notify_conn``:
 
   - an HTTP connection (conn_type ``http``/``https``): a JSON POST to ``host[:port]/<extra.endpoint>``.
     The body is the WeCom/DingTalk group-robot text message ``{"msgtype": "text", "text": {"content": …}}``;
     ``extra.format = "slack"`` sends ``{"text": …}``, ``"plain"`` sends ``{"title": …, "message": …}``.
   - an SMTP connection (conn_type ``smtp``, Airflow's smtp provider): an e-mail to ``extra.to`` (or
-    the Variable / environment variable ``crosscheck_notify_to`` / ``CROSSCHECK_NOTIFY_TO``).
+    the setting ``notify_to`` (``CROSSCHECK_NOTIFY_TO``) / the Variable ``crosscheck_notify_to``).
 
 * ``deadline_missed``: the nightly DAG's DeadlineAlert callback (runs in the triggerer).
 
 A notification that cannot be sent is logged and swallowed: a broken mail server never fails a task.
-This module is imported when DAG files are parsed: it imports nothing heavy at module level.
+This module is imported when DAG files are parsed: it imports nothing heavy at module level. Its
+settings (include/settings.yaml) are passed in; the callbacks Airflow calls read them once each.
 """
 
 from __future__ import annotations
@@ -23,32 +24,25 @@ from __future__ import annotations
 import html
 import json
 import logging
-import os
 import urllib.request
 from datetime import timedelta
 
+from crosscheck.settings import Settings, get_settings
+
 log = logging.getLogger("crosscheck.monitoring")
 
-NOTIFY_CONN_ENV = "CROSSCHECK_NOTIFY_CONN"
+NOTIFY_CONN_ENV = "CROSSCHECK_NOTIFY_CONN"  # the setting notify_conn's variable
 NOTIFY_CONN_VARIABLE = "crosscheck_notify_conn"
-NOTIFY_TO_ENV = "CROSSCHECK_NOTIFY_TO"
 NOTIFY_TO_VARIABLE = "crosscheck_notify_to"
 OWNER = "crosscheck"
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-def default_args(owner: str = OWNER) -> dict:
-    """Task defaults of every crosscheck DAG. ``CROSSCHECK_TASK_RETRIES`` (default 3) sets the retries;
-    the delay doubles from 2 minutes up to 30 minutes (a database restart, a full disk being cleared)."""
+def default_args(settings: Settings, owner: str = OWNER) -> dict:
+    """Task defaults of every crosscheck DAG. The setting ``task_retries`` sets the retries; the delay
+    doubles from 2 minutes up to 30 minutes (a database restart, a full disk being cleared)."""
     return {
         "owner": owner,
-        "retries": _env_int("CROSSCHECK_TASK_RETRIES", 3),
+        "retries": settings.task_retries,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=30),
@@ -57,10 +51,10 @@ def default_args(owner: str = OWNER) -> dict:
     }
 
 
-def nightly_deadline() -> timedelta:
-    """How long after it is queued the nightly comparison must have finished (CROSSCHECK_NIGHTLY_DEADLINE_MINUTES,
-    default 120: the 05:00 run must be done by 07:00, when the bureau starts work)."""
-    return timedelta(minutes=_env_int("CROSSCHECK_NIGHTLY_DEADLINE_MINUTES", 120))
+def nightly_deadline(settings: Settings) -> timedelta:
+    """How long after it is queued the nightly comparison must have finished (setting
+    ``nightly_deadline_minutes``: the 05:00 run must be done by 07:00, when the bureau starts work)."""
+    return timedelta(minutes=settings.nightly_deadline_minutes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,7 +105,7 @@ def _report(context, event: str) -> None:
     (log.error if event == "FAILED" else log.warning)("%s", line)
     subject = line.split(" error=", 1)[0]
     try:
-        notify(line, subject=subject)
+        notify(line, get_settings(), subject=subject)
     except Exception as exc:  # noqa: BLE001 — a notification must never fail the callback
         log.warning("[crosscheck] could not send the notification: %s", first_line(exc))
 
@@ -130,9 +124,9 @@ def _variable(key: str) -> str | None:
         return None
 
 
-def notifier_conn_id() -> str | None:
+def notifier_conn_id(settings: Settings) -> str | None:
     """The connection id of the notifier, or None when notifications are off (the default)."""
-    return os.environ.get(NOTIFY_CONN_ENV) or _variable(NOTIFY_CONN_VARIABLE) or None
+    return settings.notify_conn or _variable(NOTIFY_CONN_VARIABLE) or None
 
 
 def _connection(conn_id: str):
@@ -182,20 +176,20 @@ def send_webhook(conn, subject: str, message: str, timeout: float = 10.0) -> int
         return response.status
 
 
-def send_smtp(conn_id: str, conn, subject: str, message: str) -> None:
+def send_smtp(conn_id: str, conn, subject: str, message: str, to: str | None = None) -> None:
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-    to = _extra(conn).get("to") or os.environ.get(NOTIFY_TO_ENV) or _variable(NOTIFY_TO_VARIABLE)
+    to = _extra(conn).get("to") or to or _variable(NOTIFY_TO_VARIABLE)
     if not to:
-        raise ValueError(f"connection {conn_id}: no recipient (set extra 'to' or {NOTIFY_TO_ENV})")
+        raise ValueError(f"connection {conn_id}: no recipient (set extra 'to' or the setting notify_to)")
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         hook.send_email_smtp(to=to, subject=subject, html_content=f"<pre>{html.escape(message)}</pre>",
                              from_email=_extra(conn).get("from_email") or conn.login)
 
 
-def notify(message: str, subject: str | None = None, conn_id: str | None = None) -> bool:
+def notify(message: str, settings: Settings, subject: str | None = None, conn_id: str | None = None) -> bool:
     """Send ``message`` through the configured notifier; False when notifications are off."""
-    conn_id = conn_id or notifier_conn_id()
+    conn_id = conn_id or notifier_conn_id(settings)
     if not conn_id:
         return False
     from crosscheck.masking import for_people
@@ -206,7 +200,7 @@ def notify(message: str, subject: str | None = None, conn_id: str | None = None)
     kind = (conn.conn_type or "").lower()
     subject = subject or message.splitlines()[0][:120]
     if kind in ("smtp", "email"):
-        send_smtp(conn_id, conn, subject, message)
+        send_smtp(conn_id, conn, subject, message, settings.notify_to)
     elif kind in ("http", "https", "webhook"):
         send_webhook(conn, subject, message)
     else:
@@ -241,15 +235,15 @@ async def deadline_missed(context: dict | None = None, **kwargs) -> None:
     line = deadline_summary(context, **kwargs)
     log.error("%s", line)
     try:
-        await asyncio.to_thread(notify, line, "[crosscheck] nightly comparison is late")
+        await asyncio.to_thread(notify, line, get_settings(), "[crosscheck] nightly comparison is late")
     except Exception as exc:  # noqa: BLE001
         log.warning("[crosscheck] could not send the deadline notification: %s", first_line(exc))
 
 
 def worker_hostname() -> str:
-    """The host name a task instance records (Airflow's ``[core] hostname_callable``):
-    ``CROSSCHECK_WORKER_NAME`` when several Celery workers share one machine, so that the UI and the
-    tests can tell which worker ran a task; the machine's name otherwise."""
+    """The host name a task instance records (Airflow's ``[core] hostname_callable``): the setting
+    ``worker_name`` (``CROSSCHECK_WORKER_NAME``) when several Celery workers share one machine, so that
+    the UI and the tests can tell which worker ran a task; the machine's name otherwise."""
     import socket
 
-    return os.environ.get("CROSSCHECK_WORKER_NAME") or socket.getfqdn()
+    return get_settings().worker_name or socket.getfqdn()

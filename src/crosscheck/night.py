@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 NIGHT_DIR = SQL_DIR / "night"
 INDICATORS_DIR = SQL_DIR / "indicators"
 
-# Any constant: serialises comparisons on one warehouse (the night schema is shared).
-COMPARE_LOCK = 0x636F6D70617265
 # Sorts and hashes of a night's tables (a million payments) stay in memory; per transaction only.
 WORK_MEM = "128MB"
 

@@ -1,9 +1,20 @@
-"""The night, as functions: what ``crosscheck run`` calls in-process and what Airflow tasks call one by one.
+"""The night, as steps: what ``crosscheck run`` calls in one process and the Airflow tasks call one by one.
 
-    ingest_department  pick-up → archive → read/normalise → stage → GX validate → load core → receipts
-    compare_night      freshness, rules, findings, indicators (crosscheck.compare)
-    publish_night      mismatches.csv, kpis.csv, report.html, work lists
-    run_night          all of it, for every department, under a lock so two runs never overlap
+    ingest_departments  pick-up → archive → read/normalise → stage → GX validate → load core → receipts
+                        (Airflow: the ingest DAGs' per-file tasks)
+    prepare             the returned work lists' verdicts, the night's set-up, its partitions
+    evaluate            one partition's rules and indicator sums (any order, any worker)
+    finish              findings' life, indicators, GX checks (crosscheck.compare)
+    write_worklists     one partition's work lists (Airflow; in one process publish_night writes them all)
+    publish_night       mismatches.csv, kpis.csv, report.html, work lists into a fresh set, then switched
+
+``compare_night`` is prepare → evaluate each partition → finish; ``run_night`` is ingest →
+compare_night → publish_night. The nightly DAG (``crosscheck.tasks``) runs the same steps as tasks.
+
+One advisory lock, ``night_lock``, keeps nights apart on a warehouse: each step takes it in the mode
+it needs (set-up and finish alone; partitions, work lists and publishing side by side, still
+excluding every other run). A run holding it already (``run_night``, ``compare_night``) makes the
+steps' own taking of it a no-op, so its steps never wait for themselves.
 """
 
 from __future__ import annotations
@@ -14,33 +25,38 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from crosscheck.compare import CompareResult, compare_partition, finish_compare, prepare_compare
 from crosscheck.ingest import FileOutcome, load_or_hold, record_rejected_drop, stage_drop
 from crosscheck.pickup import scan
 from crosscheck.receipts import write_receipt
-from crosscheck.settings import DEPARTMENTS, Settings, get_settings
-from crosscheck.timing import stage
+from crosscheck.settings import DEPARTMENTS, Settings
+from crosscheck.timing import Timing
 from crosscheck.warehouse import Warehouse, open_warehouse, redact
 
 log = logging.getLogger(__name__)
 
 NIGHT_LOCK = 0x6E69676874  # advisory lock key: one night run at a time per warehouse
+# The night lock this context holds: {warehouse URL: shared?}.
+_held: ContextVar[dict[str, bool] | None] = ContextVar("crosscheck_night_lock", default=None)
 
 
 class RunFailed(Exception):
     """The night could not complete; the message is a one-line reason for the operator."""
 
 
-def ingest_department(warehouse: Warehouse, department: str, landing: Path, settings: Settings) -> list[FileOutcome]:
+def ingest_department(warehouse: Warehouse, department: str, landing: Path, settings: Settings,
+                      timing: Timing | None = None) -> list[FileOutcome]:
     """Every file of one department's drop folder (see ingest_departments)."""
-    return ingest_departments(warehouse, [department], landing, settings)
+    return ingest_departments(warehouse, [department], landing, settings, timing=timing)
 
 
 def ingest_departments(warehouse: Warehouse, departments, landing: Path, settings: Settings,
-                       night: date | None = None) -> list[FileOutcome]:
+                       night: date | None = None, timing: Timing | None = None) -> list[FileOutcome]:
     """Every file of the departments' drop folders, each in its own transactions: one bad file never
     stops the others. Infrastructure errors (database down) propagate so the task is retried.
 
@@ -51,6 +67,7 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
     """
     from crosscheck.validate import import_gx, validate_file
 
+    stage = (timing or Timing()).stage
     def staged(drop):
         with stage(f"extract:{drop.extract}"), stage("read+normalise"):
             return stage_drop(warehouse, drop, settings)
@@ -75,7 +92,7 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
                     if outcome.status == "staged":
                         with stage(f"extract:{drop.extract}"):  # per extract, for rows/s in the benchmark
                             with stage("validate"):
-                                validate_file(warehouse, outcome.file_id)
+                                validate_file(warehouse, outcome.file_id, settings.reports_dir / "data_docs")
                             with stage("load"):  # or held: the previous snapshot stays in use
                                 outcome = load_or_hold(warehouse, outcome.file_id, settings)
                 if outcome is None or outcome.status == "skipped":
@@ -98,6 +115,7 @@ class NightResult:
     compare: object = None
     outputs: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
+    timing: Timing = field(default_factory=Timing)  # the stages of this run (the benchmark prints them)
 
     def describe(self) -> str:
         by_status = Counter(f.status for f in self.files)
@@ -119,47 +137,124 @@ class NightResult:
 def night_lock(warehouse: Warehouse, wait: bool = False, shared: bool = False):
     """Hold the warehouse-wide night lock; refuse (or wait) when another run holds it. Steps that
     rebuild the night hold it alone; ``shared``: steps of one night that may run side by side
-    (partitions, work lists, publishing) hold it together, still excluding every other run."""
+    (partitions, work lists, publishing) hold it together, still excluding every other run.
+    Within a block that holds it already (alone, or shared for a shared step) it is a no-op."""
+    held = _held.get() or {}
+    if warehouse.url in held and (shared or not held[warehouse.url]):
+        yield
+        return
     mode = "_shared" if shared else ""
     with warehouse.connect(autocommit=True) as conn:
         if wait:
             conn.execute(f"SELECT pg_advisory_lock{mode}(%s)", (NIGHT_LOCK,))
         elif not conn.execute(f"SELECT pg_try_advisory_lock{mode}(%s)", (NIGHT_LOCK,)).fetchone()[0]:
             raise RunFailed("another crosscheck run is in progress on this warehouse; try again when it ends")
+        token = _held.set({**held, warehouse.url: shared})
         try:
             yield
         finally:
+            _held.reset(token)
             conn.execute(f"SELECT pg_advisory_unlock{mode}(%s)", (NIGHT_LOCK,))
 
 
-def apply_feedback_folder(warehouse: Warehouse, settings: Settings) -> int:
+# --------------------------------------------------------------------------------------------
+# The night's steps, each under the night lock in its mode
+# --------------------------------------------------------------------------------------------
+
+
+def apply_feedback_folder(warehouse: Warehouse, settings: Settings, timing: Timing | None = None) -> int:
     """Store the verdicts of every work list returned to the feedback folder (crosscheck.feedback:
     checked row by row, a receipt each, a bad file moved aside); return how many were stored."""
     from crosscheck.feedback import apply_feedback_folder as apply_folder
 
-    with stage("feedback"):
+    with (timing or Timing()).stage("feedback"):
         return sum(r.stored for r in apply_folder(warehouse, settings))
 
 
-def compare_night(warehouse: Warehouse, as_of: date, settings: Settings):
-    from crosscheck.compare import run_compare
+def prepare(warehouse: Warehouse, as_of: date, settings: Settings, partition_by: str | None = None,
+            timing: Timing | None = None) -> list[dict]:
+    """Read the returned work lists, set up the night and plan its partitions (``partition_by``,
+    by default the setting ``night_partitions``); return them (JSON, naming the night's set-up)."""
+    with night_lock(warehouse):
+        verdicts = apply_feedback_folder(warehouse, settings, timing)
+        partitions = prepare_compare(warehouse, as_of, settings, partition_by or settings.night_partitions, timing)
+    log.info("night %s set up; %d verdicts read from returned work lists; %d partitions: %s", as_of, verdicts,
+             len(partitions), ", ".join(p["key"] for p in partitions))
+    return partitions
 
-    with stage("compare"):
-        return run_compare(warehouse, as_of, settings)
+
+def evaluate(warehouse: Warehouse, as_of: date, partition: dict, settings: Settings,
+             timing: Timing | None = None) -> dict[str, int]:
+    """One partition's rules and indicator sums; its findings per rule."""
+    with night_lock(warehouse, shared=True):
+        return compare_partition(warehouse, as_of, partition, settings, timing)
+
+
+def finish(warehouse: Warehouse, as_of: date, settings: Settings, night_id: str | None = None, gx: bool = True,
+           timing: Timing | None = None) -> CompareResult:
+    """Findings' life, indicators and GX checks once every partition of the night is in."""
+    with night_lock(warehouse):
+        return finish_compare(warehouse, as_of, settings, gx=gx, night_id=night_id, timing=timing)
+
+
+def compare_night(warehouse: Warehouse, as_of: date, settings: Settings, timing: Timing | None = None,
+                  gx: bool = True, partition_by: str = "none") -> CompareResult:
+    """prepare → evaluate every partition → finish, in this process, holding the night lock throughout
+    (one partition, the whole night, unless ``partition_by`` says otherwise)."""
+    timing = timing or Timing()
+    started = time.perf_counter()
+    with night_lock(warehouse), timing.stage("compare"):
+        partitions = prepare(warehouse, as_of, settings, partition_by, timing)
+        setup = time.perf_counter()
+        for partition in partitions:
+            evaluate(warehouse, as_of, partition, settings, timing)
+        evaluated = time.perf_counter()
+        result = finish(warehouse, as_of, settings, partitions[0]["night_id"], gx, timing)
+    result.seconds = {"setup": setup - started, "partitions": evaluated - setup, **result.seconds}
+    result.duration = time.perf_counter() - started
+    log.info("%s", result.describe())
+    return result
+
+
+def write_worklists(warehouse: Warehouse, as_of: date, folder: Path, partition: dict, settings: Settings,
+                    timing: Timing | None = None) -> list[Path]:
+    """One partition's work lists into the night's publish set ``folder`` (the DAG's mapped task)."""
+    from crosscheck.partitions import Partition
+    from crosscheck.worklists import write_partition_worklists
+
+    with night_lock(warehouse, shared=True), (timing or Timing()).stage("worklists"):
+        return write_partition_worklists(warehouse, as_of, folder, settings, Partition.from_dict(partition))
 
 
 def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
-                  worklists: bool = True) -> dict:
+                  timing: Timing | None = None, worklists: bool = True, into: Path | None = None) -> dict:
     """Publish the night's files at out_dir whole or not at all (crosscheck.publishing): written into
-    a fresh set, then out_dir is switched to it; paths returned as readers reach them, through out_dir."""
-    from crosscheck.publishing import publishing, visible
+    a fresh set, then out_dir is switched to it; paths returned as readers reach them, through out_dir.
+    ``into``: the night's set made beforehand (the DAG's, holding the partitions' work lists when
+    ``worklists`` is off); a retry after its switch leaves the live set alone."""
+    from crosscheck.publishing import current, publishing, switch, visible
 
-    with publishing(out_dir) as folder:
-        outputs = write_night(warehouse, as_of, folder, settings, worklists=worklists)
-    return {name: visible(out_dir, path, folder) for name, path in outputs.items()}
+    timing = timing or Timing()
+    with night_lock(warehouse, shared=True):  # reads only
+        if into is None:
+            with publishing(out_dir) as folder:
+                written = write_night(warehouse, as_of, folder, settings, timing, worklists=worklists)
+        else:
+            folder = into
+            if current(out_dir) == folder:
+                log.info("%s already published", out_dir)
+                written = {"mismatches": folder / "mismatches.csv", "kpis": folder / "kpis.csv",
+                           "report": folder / "report.html", "worklists": folder / "worklists"}
+                if (folder / "districts").is_dir():
+                    written["districts"] = folder / "districts"
+            else:
+                written = write_night(warehouse, as_of, folder, settings, timing, worklists=worklists)
+                written.setdefault("worklists", folder / "worklists")  # the partitions' work lists
+                switch(out_dir, folder)
+    return {name: visible(out_dir, path, folder) for name, path in written.items()}
 
 
-def write_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
+def write_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings, timing: Timing,
                 worklists: bool = True) -> dict:
     """Write the files interface.md promises for the night into out_dir; for a deployment of several
     districts, each district's mismatches.csv, kpis.csv and report.html into districts/<code>/ too."""
@@ -171,19 +266,19 @@ def write_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Sett
 
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = {"mismatches": out_dir / "mismatches.csv", "kpis": out_dir / "kpis.csv"}
-    with stage("outputs"):
+    with timing.stage("outputs"):
         write_mismatches(warehouse, as_of, outputs["mismatches"])
         write_kpis(warehouse, as_of, outputs["kpis"])
     if worklists:
-        with stage("worklists"):
+        with timing.stage("worklists"):
             outputs.update(write_worklists(warehouse, as_of, out_dir, settings))
-    with stage("report"):
+    with timing.stage("report"):
         write_data_docs_index(settings.reports_dir / "data_docs")
         data = gather(warehouse, as_of)  # once for the deployment's report and each district's
         outputs.update(write_report(warehouse, as_of, out_dir, settings, data=data))
     districts = deployment_districts(settings.districts)
     if len(districts) > 1:
-        with stage("districts"):
+        with timing.stage("districts"):
             for district in districts:
                 folder = out_dir / "districts" / district.code
                 write_mismatches(warehouse, as_of, folder / "mismatches.csv", towns=district.towns)
@@ -193,12 +288,12 @@ def write_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Sett
     return outputs
 
 
-def run_night(landing: Path, as_of: date, warehouse_url: str | None = None, out_dir: Path | None = None,
-              settings: Settings | None = None) -> NightResult:
+def run_night(landing: Path, as_of: date, warehouse_url: str | None, out_dir: Path | None,
+              settings: Settings) -> NightResult:
+    """The whole night in this process: ingest every department, compare, publish; under the night lock."""
     from crosscheck.publishing import PublishError, check_out
     from crosscheck.warehouse import WarehouseMissing
 
-    settings = settings or get_settings()
     if not landing.is_dir():
         raise RunFailed(f"landing folder {landing} does not exist")
     out_dir = out_dir or settings.reports_dir / as_of.isoformat()
@@ -214,18 +309,18 @@ def run_night(landing: Path, as_of: date, warehouse_url: str | None = None, out_
         target = redact(warehouse_url) if warehouse_url else "the embedded PostgreSQL"
         raise RunFailed(f"cannot open the warehouse at {target}: {str(exc).splitlines()[0]}") from exc
     result = NightResult(as_of, out_dir)
+    timing = result.timing
     step = "ingest"
     try:
         with night_lock(warehouse):
             started = time.perf_counter()
-            result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings, night=as_of)
+            result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings, night=as_of, timing=timing)
             result.seconds["ingest"] = time.perf_counter() - started
             step, started = "compare", time.perf_counter()
-            apply_feedback_folder(warehouse, settings)
-            result.compare = compare_night(warehouse, as_of, settings)
+            result.compare = compare_night(warehouse, as_of, settings, timing)
             result.seconds["compare"] = time.perf_counter() - started
             step, started = "publish", time.perf_counter()
-            result.outputs = publish_night(warehouse, as_of, out_dir, settings)
+            result.outputs = publish_night(warehouse, as_of, out_dir, settings, timing)
             result.seconds["publish"] = time.perf_counter() - started
     except Exception as exc:
         if not connection_lost(exc):
@@ -256,5 +351,6 @@ def connection_lost(exc: BaseException) -> bool:
     return False
 
 
-__all__ = ["RunFailed", "apply_feedback_folder", "compare_night", "connection_lost", "ingest_department", "ingest_departments",
-           "night_lock", "publish_night", "run_night", "write_night"]
+__all__ = ["RunFailed", "apply_feedback_folder", "compare_night", "connection_lost", "evaluate", "finish",
+           "ingest_department", "ingest_departments", "night_lock", "prepare", "publish_night", "run_night",
+           "write_night", "write_worklists"]

@@ -11,7 +11,7 @@ import csv
 from dataclasses import dataclass
 from functools import cache
 
-from crosscheck.settings import INCLUDE_DIR, get_settings
+from crosscheck.settings import INCLUDE_DIR
 
 REFERENCE_DIR = INCLUDE_DIR / "reference"
 
@@ -35,9 +35,9 @@ def known_districts() -> dict[str, District]:
                                              r["synthetic"] == "true") for r in csv.DictReader(f)}
 
 
-def deployment_districts(codes=None) -> tuple[District, ...]:
-    """The districts of this deployment (setting ``districts``), or of the given region codes."""
-    codes = tuple(codes or get_settings().districts)
+def deployment_districts(codes) -> tuple[District, ...]:
+    """The districts of the given region codes (a deployment's: the setting ``districts``)."""
+    codes = tuple(codes)
     unknown = [c for c in codes if c not in known_districts()]
     if unknown:
         raise ValueError(f"unknown district codes {unknown}; known: {sorted(known_districts())} "

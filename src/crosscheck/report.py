@@ -187,9 +187,8 @@ def _indicator_table(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=key)
 
 
-def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...] | None = None) -> str:
-    """The report of the districts (default: the deployment's; or one district with ``for_district`` data)."""
-    districts = districts or deployment_districts()
+def render(data: dict, as_of: date, links: dict, districts: tuple[District, ...]) -> str:
+    """The report of the districts (the deployment's; or one district with ``for_district`` data)."""
     # Everything the page shows passes the masking policy here, row by row (masking.py).
     findings = [dict(row_for_people(f), town=town_bucket(f["town"])) for f in data["findings"]]
     files = [dict(row_for_people(f), department_zh=department_zh(f["department"]), extract_zh=extract_zh(f["extract"]),

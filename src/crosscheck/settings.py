@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 
+@cache
 def project_root() -> Path:
     """The checkout (or image folder) holding sql/, include/ and expectations/."""
     if env := os.environ.get("CROSSCHECK_HOME"):
@@ -27,10 +28,10 @@ def project_root() -> Path:
     raise RuntimeError("cannot find the crosscheck project folder; set CROSSCHECK_HOME")
 
 
-ROOT = project_root()
-SQL_DIR = ROOT / "sql"
-INCLUDE_DIR = ROOT / "include"
-EXPECTATIONS_DIR = ROOT / "expectations"
+# ROOT, SQL_DIR, INCLUDE_DIR and EXPECTATIONS_DIR are found on first use (module __getattr__ below),
+# not when this module is imported: importing it never fails, a missing project folder is one clear error
+# where a path is first needed.
+_PROJECT_FOLDERS = {"SQL_DIR": "sql", "INCLUDE_DIR": "include", "EXPECTATIONS_DIR": "expectations"}
 # The users' time zone (the district is in Chongqing): the DAGs' schedules, the log lines and every time a
 # receipt prints are in it.
 USERS_TIMEZONE = "Asia/Shanghai"
@@ -72,24 +73,40 @@ class Settings:
     # Where each extract comes from (crosscheck.pull): a per-deployment file, not the contracts, because
     # connection ids and remote paths differ between deployments while the contract is the same.
     sources_file: Path | None = None  # None: include/sources.yaml (every extract is a drop)
+    # Airflow: schedules, sensor and trigger timings, retries, deadline, notifier, worker name
+    # (include/settings.yaml explains each; its values are the defaults of a deployment).
+    night_cron: str = "0 5 * * *"
+    ingest_cron: str = ""
+    ingest_poke_seconds: int = 20
+    ingest_wait_seconds: int = 60
+    ingest_trigger_poll_seconds: float = 10.0
+    pull_cron: str = "0 * * * *"
+    task_retries: int = 3
+    nightly_deadline_minutes: int = 120
+    notify_conn: str = ""
+    notify_to: str = ""
+    worker_name: str = ""
 
 
 def _tunables() -> dict:
-    values = yaml.safe_load((INCLUDE_DIR / "settings.yaml").read_text(encoding="utf-8")) or {}
+    values = yaml.safe_load((project_root() / "include" / "settings.yaml").read_text(encoding="utf-8")) or {}
     for key, default in list(values.items()):
         env = os.environ.get(f"CROSSCHECK_{key.upper()}")
         if env is None:
             continue
-        if isinstance(default, bool):
-            values[key] = env.strip().lower() in ("1", "true", "yes", "是")
-        elif isinstance(default, list):
-            values[key] = [v.strip() for v in env.split(",") if v.strip()]
-        elif isinstance(default, int):
-            values[key] = int(env)
-        elif isinstance(default, float):
-            values[key] = float(env)
-        else:
-            values[key] = env
+        try:
+            if isinstance(default, bool):
+                values[key] = env.strip().lower() in ("1", "true", "yes", "是")
+            elif isinstance(default, list):
+                values[key] = [v.strip() for v in env.split(",") if v.strip()]
+            elif isinstance(default, int):
+                values[key] = int(env)
+            elif isinstance(default, float):
+                values[key] = float(env)
+            else:
+                values[key] = env
+        except ValueError:
+            raise ValueError(f"CROSSCHECK_{key.upper()}={env!r} is not a {type(default).__name__}") from None
     for key in ("subsidy_categories", "districts"):
         if key in values:
             values[key] = tuple(str(v) for v in values[key])
@@ -98,7 +115,8 @@ def _tunables() -> dict:
 
 @cache
 def get_settings() -> Settings:
-    var_dir = _env_path("CROSSCHECK_VAR", ROOT / "var")
+    root = project_root()
+    var_dir = _env_path("CROSSCHECK_VAR", root / "var")
     return Settings(
         var_dir=var_dir,
         landing_dir=_env_path("CROSSCHECK_LANDING", var_dir / "landing"),
@@ -107,12 +125,16 @@ def get_settings() -> Settings:
         reports_dir=_env_path("CROSSCHECK_REPORTS", var_dir / "reports"),
         feedback_dir=_env_path("CROSSCHECK_FEEDBACK", var_dir / "feedback"),
         warehouse_url=os.environ.get("CROSSCHECK_WAREHOUSE_URL") or None,
-        sources_file=_env_path("CROSSCHECK_SOURCES", INCLUDE_DIR / "sources.yaml"),
+        sources_file=_env_path("CROSSCHECK_SOURCES", root / "include" / "sources.yaml"),
         **_tunables(),
     )
 
 
 def __getattr__(name: str):
+    if name == "ROOT":
+        return project_root()
+    if name in _PROJECT_FOLDERS:
+        return project_root() / _PROJECT_FOLDERS[name]
     # DEPARTMENTS (the department codes, in order) is include/departments.yaml's, through the
     # catalogue; resolved on first use, as the catalogue itself imports this module.
     if name == "DEPARTMENTS":

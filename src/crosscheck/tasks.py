@@ -40,18 +40,11 @@ def asset_uri(extract: str) -> str:
     return f"{ASSET_SCHEME}://core/{extract}"
 
 
-def _settings():
-    from crosscheck.settings import get_settings
-
-    return get_settings()
-
-
-def _warehouse(settings=None):
+def _warehouse(settings):
     """The warehouse of the Airflow connection ``crosscheck_warehouse``; without that connection the
     URL of ``CROSSCHECK_WAREHOUSE_URL`` (what the CLI uses), else the embedded server."""
     from crosscheck.warehouse import connection_url, open_warehouse
 
-    settings = settings or _settings()
     return open_warehouse(connection_url() or settings.warehouse_url)
 
 
@@ -69,7 +62,7 @@ def _handled(warehouse, department: str) -> set[tuple[str, int | None, int | Non
     return {(r[0], r[1], r[2]) for r in rows}
 
 
-def pending_drops(department: str, settings=None, warehouse=None, keys: bool = False) -> list:
+def pending_drops(department: str, settings, warehouse=None, keys: bool = False) -> list:
     """Names of the drops in landing/<department>/ that are ready (or to be refused with a receipt)
     and that the warehouse has not handled yet: what the sensor waits for.
 
@@ -79,7 +72,6 @@ def pending_drops(department: str, settings=None, warehouse=None, keys: bool = F
     """
     from crosscheck.pickup import safe_display_name, scan
 
-    settings = settings or _settings()
     drops = scan(settings.landing_dir, settings, [department])
     if not drops:
         if not keys:
@@ -103,13 +95,12 @@ def pending_drops(department: str, settings=None, warehouse=None, keys: bool = F
     return pending
 
 
-def pull_sources(department: str, run_after=None, settings=None, warehouse=None) -> list[dict]:
+def pull_sources(department: str, run_after, settings, warehouse=None) -> list[dict]:
     """Pull the department's extracts whose source is a database or an exchange server (sources.yaml)
     into its drop folder, for yesterday (Asia/Shanghai) of the run; extracts already pulled for that date
     are left alone. Nothing for the date is recorded, not an error; a failed pull raises (retried)."""
     from crosscheck.pull import department_sources, pull_department
 
-    settings = settings or _settings()
     if not department_sources(department, settings):
         log.info("%s: every extract is dropped by the department; nothing to pull", department)
         return []
@@ -137,12 +128,11 @@ def describe_outcome(o: dict) -> str:
     return f"{o['department']}/{o['file_name']}: {o['status']} — {o.get('reason') or ''}"
 
 
-def stage_one(department: str, name: str, settings=None, warehouse=None) -> dict:
+def stage_one(department: str, name: str, settings, warehouse=None) -> dict:
     """Archive, read, normalise and stage one drop (or record its refusal). Returns the outcome."""
     from crosscheck.ingest import record_rejected_drop, stage_drop
     from crosscheck.pickup import scan
 
-    settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
     drop = next((d for d in scan(settings.landing_dir, settings, [department]) if d.name == name), None)
     if drop is None:
@@ -164,7 +154,7 @@ def stage_one(department: str, name: str, settings=None, warehouse=None) -> dict
     return result
 
 
-def validate_one(outcome: dict, warehouse=None) -> dict:
+def validate_one(outcome: dict, settings, warehouse=None) -> dict:
     """Run the extract's Great Expectations suite on a staged file; failing critical rows go to quarantine."""
     if outcome.get("status") != "staged":  # refused, duplicate, skipped — or validated by an earlier try
         log.info("%s (nothing to validate)", describe_outcome(outcome))
@@ -172,8 +162,8 @@ def validate_one(outcome: dict, warehouse=None) -> dict:
     from crosscheck.ingest import file_outcome
     from crosscheck.validate import validate_file
 
-    warehouse = warehouse or _warehouse()
-    summary = validate_file(warehouse, outcome["file_id"])
+    warehouse = warehouse or _warehouse(settings)
+    summary = validate_file(warehouse, outcome["file_id"], settings.reports_dir / "data_docs")
     failed = summary.get("failed") or {}
     if failed:
         for label, count in failed.items():
@@ -188,20 +178,19 @@ def validate_one(outcome: dict, warehouse=None) -> dict:
     return result
 
 
-def load_one(outcome: dict, settings=None, warehouse=None) -> dict:
+def load_one(outcome: dict, settings, warehouse=None) -> dict:
     """Load a validated file into core (atomically) and write its receipt; receipts also for
     rejected and duplicate files. A refused file is a receipt, never a task failure."""
     from crosscheck.ingest import file_outcome, load_or_hold
     from crosscheck.receipts import write_receipt
 
-    settings = settings or _settings()
     if outcome.get("file_id") is None or outcome.get("status") in ("skipped", "vanished", "waiting"):
         return outcome
     warehouse = warehouse or _warehouse(settings)
     if outcome["status"] in ("staged", "validated"):
         result = _outcome_dict(load_or_hold(warehouse, outcome["file_id"], settings))
         if result["status"] == "held":
-            _alert_held(result)
+            _alert_held(result, settings)
     else:
         result = _outcome_dict(file_outcome(warehouse, outcome["file_id"]))
     result["expectations_failed"] = outcome.get("expectations_failed", {})
@@ -211,7 +200,7 @@ def load_one(outcome: dict, settings=None, warehouse=None) -> dict:
     return result
 
 
-def _alert_held(o: dict) -> None:
+def _alert_held(o: dict, settings) -> None:
     """A held file is the operator's to look at: a warning line with the counts, and the project's
     notifier (monitoring.notify; off unless configured). A notifier that fails never fails the task."""
     from crosscheck.monitoring import first_line, notify
@@ -221,7 +210,7 @@ def _alert_held(o: dict) -> None:
             f"previous snapshot stays in use; release with: crosscheck release {o['file_id']}")
     log.warning("%s", line)
     try:
-        notify(line, subject=f"[crosscheck] HELD {o['department']}/{o['extract']}")
+        notify(line, settings, subject=f"[crosscheck] HELD {o['department']}/{o['extract']}")
     except Exception as exc:  # noqa: BLE001
         log.warning("[crosscheck] could not send the notification: %s", first_line(exc))
 
@@ -269,7 +258,7 @@ def _local_date(moment) -> date:
     return pendulum.instance(moment).in_timezone(TZ).date()
 
 
-def night_as_of(requested: str | None = None, run_after=None, settings=None, warehouse=None) -> str:
+def night_as_of(requested: str | None, run_after, settings, warehouse=None) -> str:
     """The date the night compares as of.
 
     An explicit date (the DAG's ``as_of`` param) wins. Otherwise the newest ``as_of`` any department
@@ -314,27 +303,20 @@ def _findings_summary(warehouse, as_of: date) -> dict:
     return {"findings": counts, "freshness": freshness}
 
 
-def prepare(as_of: str, settings=None, warehouse=None) -> list[dict]:
-    """Read returned work lists, set up the night, and plan its partitions (under the night lock).
-    Each partition names the night's fresh publish set (``publish_set``): the work-list tasks and
-    ``publish`` write into it, and ``publish`` switches reports/<as_of> to it once at the end."""
-    from crosscheck.compare import prepare_compare
-    from crosscheck.pipeline import apply_feedback_folder, night_lock
+def prepare(as_of: str, settings, warehouse=None) -> list[dict]:
+    """The night's first step (crosscheck.pipeline.prepare), then its fresh publish set: each partition
+    names it (``publish_set``), the work-list tasks and ``publish`` write into it, and ``publish``
+    switches reports/<as_of> to it once at the end."""
+    from crosscheck import pipeline
     from crosscheck.publishing import check_out, new_set
 
-    settings = settings or _settings()
     out_dir = check_out(settings.reports_dir / as_of, settings.landing_dir)
     warehouse = warehouse or _warehouse(settings)
-    with night_lock(warehouse):
-        verdicts = apply_feedback_folder(warehouse, settings)
-        partitions = prepare_compare(warehouse, date.fromisoformat(as_of), settings)
+    partitions = pipeline.prepare(warehouse, date.fromisoformat(as_of), settings)
     folder = new_set(out_dir)
     (folder / "worklists").mkdir()
-    partitions = [{**p, "publish_set": folder.name} for p in partitions]
-    log.info("night %s set up; %d verdicts read from returned work lists; %d partitions (%s): %s; outputs into %s",
-             as_of, verdicts, len(partitions), settings.night_partitions, ", ".join(p["key"] for p in partitions),
-             folder.name)
-    return partitions
+    log.info("night %s: partitions by %s; outputs into %s", as_of, settings.night_partitions, folder.name)
+    return [{**p, "publish_set": folder.name} for p in partitions]
 
 
 def _publish_set(settings, as_of: str, partitions) -> Path | None:
@@ -345,34 +327,29 @@ def _publish_set(settings, as_of: str, partitions) -> Path | None:
     return set_for(settings.reports_dir / as_of, name) if name else None
 
 
-def compare_partition(as_of: str, partition: dict, warehouse=None) -> dict:
+def compare_partition(as_of: str, partition: dict, settings, warehouse=None) -> dict:
     """The rules and indicators of one partition (one mapped task instance; retried alone)."""
-    from crosscheck.compare import compare_partition as run_partition
-    from crosscheck.pipeline import night_lock
+    from crosscheck.pipeline import evaluate
 
-    warehouse = warehouse or _warehouse()
-    with night_lock(warehouse, shared=True):
-        counts = run_partition(warehouse, date.fromisoformat(as_of), partition, _settings())
+    warehouse = warehouse or _warehouse(settings)
+    counts = evaluate(warehouse, date.fromisoformat(as_of), partition, settings)
     log.info("partition %s (%s towns): %d findings%s", partition["key"],
              "all" if partition.get("towns") is None else len(partition["towns"]), sum(counts.values()),
              (": " + ", ".join(f"{k} {v}" for k, v in counts.items())) if counts else "")
     return {"partition": partition["key"], "findings": counts}
 
 
-def compare(as_of: str, partitions: list[dict] | None = None, settings=None, warehouse=None) -> dict:
-    """Findings life, indicators and GX checks once every partition is in (under the night lock).
+def compare(as_of: str, partitions: list[dict] | None, settings, warehouse=None) -> dict:
+    """Findings life, indicators and GX checks once every partition is in.
     Without partitions: the whole comparison in this task."""
-    from crosscheck.compare import finish_compare
-    from crosscheck.pipeline import compare_night, night_lock
+    from crosscheck.pipeline import compare_night, finish
 
-    settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
     day = date.fromisoformat(as_of)
-    with night_lock(warehouse):
-        if partitions:
-            result = finish_compare(warehouse, day, settings, night_id=partitions[0].get("night_id"))
-        else:
-            result = compare_night(warehouse, day, settings)
+    if partitions:
+        result = finish(warehouse, day, settings, night_id=partitions[0].get("night_id"))
+    else:
+        result = compare_night(warehouse, day, settings)
     for line in str(result.describe()).splitlines():
         log.info("%s", line)
     summary = {"as_of": as_of, **_findings_summary(warehouse, day)}
@@ -380,20 +357,15 @@ def compare(as_of: str, partitions: list[dict] | None = None, settings=None, war
     return summary
 
 
-def write_worklists(as_of: str, partition: dict, settings=None, warehouse=None) -> dict:
+def write_worklists(as_of: str, partition: dict, settings, warehouse=None) -> dict:
     """The work lists of one partition's towns (one mapped task instance)."""
-    from crosscheck.partitions import Partition
-    from crosscheck.pipeline import night_lock
-    from crosscheck.worklists import write_partition_worklists
+    from crosscheck import pipeline
 
-    settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
     out_dir = _publish_set(settings, as_of, [partition])
     if out_dir is None:
         raise ValueError(f"partition {partition['key']} names no publish set; rerun the night from prepare")
-    with night_lock(warehouse, shared=True):
-        paths = write_partition_worklists(warehouse, date.fromisoformat(as_of), out_dir, settings,
-                                          Partition.from_dict(partition))
+    paths = pipeline.write_worklists(warehouse, date.fromisoformat(as_of), out_dir, partition, settings)
     written = [p.name for p in paths]
     log.info("partition %s: %d work lists in %s%s", partition["key"], len(written), out_dir / "worklists",
              (": " + ", ".join(written)) if written else "")
@@ -418,35 +390,16 @@ def _log_findings(summary: dict) -> None:
         log.warning("held files tonight: %s", ", ".join(held))
 
 
-def publish(as_of: str, settings=None, warehouse=None, worklists: bool = True, partitions=None) -> dict:
+def publish(as_of: str, settings, warehouse=None, worklists: bool = True, partitions=None) -> dict:
     """Write mismatches.csv, kpis.csv, report.html (per district too) and Data Docs for the night, and
     the work lists unless the DAG writes them per partition (``worklists=False``). With the partitions
     of ``prepare``: into the set they name, beside the partitions' work lists, and then reports/<as_of>
     is switched to that set (once, after every work list is in)."""
-    from crosscheck.pipeline import night_lock, publish_night, write_night
-    from crosscheck.publishing import current, switch, visible
+    from crosscheck.pipeline import publish_night
 
-    settings = settings or _settings()
     warehouse = warehouse or _warehouse(settings)
-    day = date.fromisoformat(as_of)
-    out_dir = settings.reports_dir / as_of
-    folder = _publish_set(settings, as_of, partitions)
-    with night_lock(warehouse, shared=True):  # reads only
-        if folder is None:
-            outputs = publish_night(warehouse, day, out_dir, settings, worklists=worklists)
-        elif current(out_dir) == folder:  # a retry after the switch: the set is live, never rewrite it
-            log.info("%s already published", folder.name)
-            written = {"mismatches": folder / "mismatches.csv", "kpis": folder / "kpis.csv",
-                       "report": folder / "report.html", "worklists": folder / "worklists"}
-            if (folder / "districts").is_dir():
-                written["districts"] = folder / "districts"
-        else:
-            written = write_night(warehouse, day, folder, settings, worklists=worklists)
-            if not worklists:
-                written["worklists"] = folder / "worklists"
-            switch(out_dir, folder)
-    if folder is not None:
-        outputs = {name: visible(out_dir, path, folder) for name, path in written.items()}
+    outputs = publish_night(warehouse, date.fromisoformat(as_of), settings.reports_dir / as_of, settings,
+                            worklists=worklists, into=_publish_set(settings, as_of, partitions))
     result = {}
     for name, path in outputs.items():
         result[name] = str(path)

@@ -1,11 +1,17 @@
-"""Where the night's time goes: named stages accumulate wall time, for logs and the benchmark."""
+"""Where the night's time goes: named stages accumulate wall time, for logs and the benchmark.
+
+A run owns one ``Timing`` and passes it to the steps that record stages (``pipeline.run_night``
+makes it; ``NightResult.timing`` holds it). Code the run does not pass it to (``crosscheck.night``)
+records through ``stage``, into the timing the calling step made current with ``recording``.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 
 
 class Timing:
@@ -26,17 +32,25 @@ class Timing:
             with self._lock:
                 self._seconds[name] += elapsed
 
-    def reset(self) -> None:
-        with self._lock:
-            self._seconds.clear()
-
     def snapshot(self) -> dict[str, float]:
         with self._lock:
             return {k: round(v, 3) for k, v in self._seconds.items()}
 
 
-# This process's timing; the benchmark resets it before a run.
-TIMING = Timing()
-stage = TIMING.stage
-reset = TIMING.reset
-snapshot = TIMING.snapshot
+_current: ContextVar[Timing | None] = ContextVar("crosscheck_timing", default=None)
+
+
+@contextmanager
+def recording(timing: Timing):
+    """Make ``timing`` the one ``stage`` records into, in this thread, for the block."""
+    token = _current.set(timing)
+    try:
+        yield timing
+    finally:
+        _current.reset(token)
+
+
+def stage(name: str):
+    """A stage of the timing made current by ``recording``; times nothing outside a run."""
+    timing = _current.get()
+    return timing.stage(name) if timing is not None else nullcontext()

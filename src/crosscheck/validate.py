@@ -20,7 +20,7 @@ from pathlib import Path
 from psycopg import sql
 
 from crosscheck.ingest import file_table
-from crosscheck.settings import EXPECTATIONS_DIR, get_settings
+from crosscheck.settings import EXPECTATIONS_DIR
 from crosscheck.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def run_suite(warehouse: Warehouse, suite, schema: str, table: str, run_name: st
     return definition.run(result_format=result_format or RESULT_FORMAT)
 
 
-def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path | None = None) -> dict:
+def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path) -> dict:
     """Run the extract's suite on this file's staged rows; quarantine rows failing critical checks.
 
     Returns counts per expectation (for logs and XCom).
@@ -168,7 +168,7 @@ def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path | None = No
         return {"file_id": file_id, "skipped": status}
     table = file_table(extract, file_id)  # analyzed when it was filled
     suite = load_suite(extract)
-    docs = docs_dir or get_settings().reports_dir / "data_docs"
+    docs = docs_dir
     # Critical checks in two passes: whether each holds is cheap (BOOLEAN_ONLY); counts and the query
     # that finds failing rows are asked for only for those that failed (about 3x faster on a million
     # rows, and most files pass most checks).
