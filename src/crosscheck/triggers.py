@@ -37,10 +37,12 @@ class LandingReadyTrigger(BaseEventTrigger):
                 {"department": self.department, "poll_seconds": self.poll_seconds})
 
     def _pending(self, warehouse):
+        from crosscheck.settings import get_settings
         from crosscheck.tasks import _warehouse, pending_drops
 
-        warehouse = warehouse or _warehouse()  # opened (and migrated) once, then reused
-        return warehouse, pending_drops(self.department, warehouse=warehouse, keys=True)
+        settings = get_settings()  # the triggerer's: an entry point like a task
+        warehouse = warehouse or _warehouse(settings)  # opened (and migrated) once, then reused
+        return warehouse, pending_drops(self.department, settings, warehouse=warehouse, keys=True)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         fired: set[tuple] = set()  # (name, size, mtime): a file rewritten under its name fires again
