@@ -21,7 +21,7 @@ from airflow.sdk import (
 )
 
 from crosscheck.contracts import contracts
-from crosscheck.monitoring import deadline_missed, default_args, nightly_deadline
+from crosscheck.monitoring import DeadlineNotifier, default_args, nightly_deadline
 from crosscheck.settings import get_settings
 from crosscheck.tasks import TZ, asset_uri
 
@@ -72,7 +72,7 @@ summarise_night) → `crosscheck.compare`, `crosscheck.pipeline`.
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=nightly_deadline(SETTINGS),
-        callback=AsyncCallback(deadline_missed, kwargs={"message": "夜间比对未按时完成 / the nightly comparison is late"}),
+        callback=AsyncCallback(DeadlineNotifier, kwargs={"message": "夜间比对未按时完成 / the nightly comparison is late"}),
     ),
 )
 def crosscheck_nightly():

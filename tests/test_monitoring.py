@@ -1,6 +1,6 @@
 """Monitoring: callback summaries, the notifier (webhook and SMTP) and the deadline callback.
 
-The in-process tests never import Airflow (connections are faked); the SMTP test runs Airflow's smtp
+The in-process tests fake the connections and Variables (the notifiers are the task SDK's BaseNotifier); the SMTP test runs Airflow's smtp
 provider for real in a subprocess, against a tiny SMTP server on localhost.
 """
 
@@ -216,3 +216,26 @@ def test_smtp_notifier_through_airflows_smtp_provider(tmp_path):
     body = "".join(part.get_payload(decode=True).decode() for part in message.walk()
                    if part.get_content_type() == "text/html")
     assert "FAILED dag=d task=t try=1/4" in body
+
+
+def test_deadline_notifier_as_the_triggerer_runs_it(monkeypatch, webhook):
+    """The nightly DAG's DeadlineAlert names DeadlineNotifier: Airflow's CallbackTrigger imports it by its
+    path, makes it with the alert's kwargs and the run's context, awaits it; the webhook gets the line."""
+    from airflow.triggers.callback import CallbackTrigger
+
+    port, received = webhook
+    notify_through(monkeypatch, "crosscheck_alerts")
+    monkeypatch.setattr(monitoring, "_connection", lambda conn_id: _conn(port))
+    context = {"dag_run": {"dag_id": "crosscheck_nightly", "dag_run_id": "scheduled__y", "state": "running",
+                           "queued_at": "2026-11-28T21:00:00+00:00"},
+               "deadline": {"deadline_time": "2026-11-28T23:00:00+00:00"}}
+    trigger = CallbackTrigger("crosscheck.monitoring.DeadlineNotifier",
+                              {"message": "夜间比对未按时完成", "context": context})
+
+    async def events():
+        return [event async for event in trigger.run()]
+
+    states = [e.payload["state"] for e in asyncio.run(events())]
+    assert str(states[-1]).endswith("success"), states
+    text = received[0]["body"]["text"]["content"]
+    assert text.startswith("[crosscheck] DEADLINE dag=crosscheck_nightly run=scheduled__y") and "夜间比对未按时完成" in text

@@ -1,8 +1,8 @@
 """Monitoring: what every crosscheck DAG shares — retries, failure/retry callbacks, notifications, deadline.
 
-* ``default_args()``: owner, retries with exponential backoff, and the two callbacks.
-* ``on_failure`` / ``on_retry``: log one line (dag, task, try, the error's first line, log URL) and
-  hand it to the configured notifier.
+* ``default_args(settings)``: owner, retries with exponential backoff, and the two callbacks.
+* ``on_failure`` / ``on_retry``: Airflow notifiers (``TaskNotifier``, a ``BaseNotifier``) that log one
+  line (dag, task, try, the error's first line, log URL) and hand it to the configured notifier.
 * The notifier is OFF by default. It is switched on by naming an Airflow connection, in the
   setting ``notify_conn`` (``CROSSCHECK_NOTIFY_CONN``) or the Airflow Variable ``crosscheck_notify_conn``:
 
@@ -12,10 +12,12 @@
   - an SMTP connection (conn_type ``smtp``, Airflow's smtp provider): an e-mail to ``extra.to`` (or
     the setting ``notify_to`` (``CROSSCHECK_NOTIFY_TO``) / the Variable ``crosscheck_notify_to``).
 
-* ``deadline_missed``: the nightly DAG's DeadlineAlert callback (runs in the triggerer).
+* ``DeadlineNotifier``: the nightly DAG's DeadlineAlert callback, an Airflow notifier awaited in the
+  triggerer (``deadline_missed``).
 
 A notification that cannot be sent is logged and swallowed: a broken mail server never fails a task.
-This module is imported when DAG files are parsed: it imports nothing heavy at module level. Its
+This module is imported when DAG files are parsed: it imports nothing heavy at module level (the task
+SDK's BaseNotifier, which every DAG file imports anyway). Its
 settings (include/settings.yaml) are passed in; the callbacks Airflow calls read them once each.
 """
 
@@ -26,6 +28,8 @@ import json
 import logging
 import urllib.request
 from datetime import timedelta
+
+from airflow.sdk import BaseNotifier
 
 from crosscheck.settings import Settings, get_settings
 
@@ -92,22 +96,26 @@ def summary(context, event: str) -> str:
             f"error={first_line(context.get('exception'))} log={log_url}")
 
 
-def on_failure(context) -> None:
-    _report(context, "FAILED")
+class TaskNotifier(BaseNotifier):
+    """A task's failure or retry (``event``): one line in the log, and the same line through the
+    deployment's notifier. Sending never fails the callback."""
+
+    def __init__(self, event: str):
+        super().__init__()
+        self.event = event
+
+    def notify(self, context) -> None:
+        line = summary(context, self.event)
+        (log.error if self.event == "FAILED" else log.warning)("%s", line)
+        subject = line.split(" error=", 1)[0]
+        try:
+            notify(line, get_settings(), subject=subject)
+        except Exception as exc:  # noqa: BLE001 — a notification must never fail the callback
+            log.warning("[crosscheck] could not send the notification: %s", first_line(exc))
 
 
-def on_retry(context) -> None:
-    _report(context, "RETRY")
-
-
-def _report(context, event: str) -> None:
-    line = summary(context, event)
-    (log.error if event == "FAILED" else log.warning)("%s", line)
-    subject = line.split(" error=", 1)[0]
-    try:
-        notify(line, get_settings(), subject=subject)
-    except Exception as exc:  # noqa: BLE001 — a notification must never fail the callback
-        log.warning("[crosscheck] could not send the notification: %s", first_line(exc))
+on_failure = TaskNotifier("FAILED")
+on_retry = TaskNotifier("RETRY")
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,8 +236,25 @@ def deadline_summary(context: dict | None, **kwargs) -> str:
             f"{kwargs.get('message', 'the nightly comparison has not finished by its deadline')}")
 
 
+class DeadlineNotifier(BaseNotifier):
+    """The nightly DAG's DeadlineAlert callback: the triggerer makes it with the alert's kwargs (the
+    ``message``) and the run's context, and awaits it."""
+
+    def __init__(self, message: str, context: dict | None = None):
+        super().__init__(context)
+        self.message = message
+
+    async def async_notify(self, context) -> None:
+        await deadline_missed(context, message=self.message)
+
+    def notify(self, context) -> None:
+        import asyncio
+
+        asyncio.run(self.async_notify(context))
+
+
 async def deadline_missed(context: dict | None = None, **kwargs) -> None:
-    """DeadlineAlert callback of the nightly DAG (executed by the triggerer): log and notify."""
+    """Log the run that missed its deadline and notify (sending never raises)."""
     import asyncio
 
     line = deadline_summary(context, **kwargs)
