@@ -405,3 +405,31 @@ def test_two_runs_of_the_same_night_do_not_overlap(fresh_warehouse, tmp_path, mo
         assert conn.execute("SELECT as_of, status FROM mart.runs").fetchall() == [(as_of, "done")]
         assert conn.execute("SELECT count(*) FROM ingest.files").fetchone()[0] == 1
     assert_nothing_lost(fresh_warehouse)
+
+
+def test_the_night_and_each_of_its_steps_take_the_one_night_lock(fresh_warehouse, tmp_path):
+    """Another run holds the night lock (here a bare session of another process's kind): the in-process
+    comparison and every step the nightly DAG runs refuse at once with the one-line RunFailed; a step inside
+    a run that holds the lock itself does not wait for it."""
+    from crosscheck import pipeline
+
+    settings = make_settings(tmp_path)
+    as_of = unique_as_of()
+    with psycopg.connect(fresh_warehouse.url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (pipeline.NIGHT_LOCK,))
+        steps = {"compare_night": lambda: pipeline.compare_night(fresh_warehouse, as_of, settings, gx=False),
+                 "prepare": lambda: pipeline.prepare(fresh_warehouse, as_of, settings),
+                 "evaluate": lambda: pipeline.evaluate(fresh_warehouse, as_of, {"key": "全部"}, settings),
+                 "finish": lambda: pipeline.finish(fresh_warehouse, as_of, settings, gx=False),
+                 "publish_night": lambda: pipeline.publish_night(fresh_warehouse, as_of, tmp_path / "out", settings)}
+        for name, step in steps.items():
+            with pytest.raises(RunFailed, match="another crosscheck run is in progress") as refused:
+                step()
+            assert "\n" not in str(refused.value), name
+        other.execute("SELECT pg_advisory_unlock(%s)", (pipeline.NIGHT_LOCK,))
+    with night_lock(fresh_warehouse):  # as run_night holds it: its steps run inside
+        result = pipeline.compare_night(fresh_warehouse, as_of, settings, gx=False)
+    assert result.total == 0
+    with fresh_warehouse.connect() as conn:
+        assert conn.execute("SELECT status FROM mart.runs WHERE as_of = %s", (as_of,)).fetchone()[0] == "done"
+        assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0] == 0

@@ -106,7 +106,7 @@ def _tunables() -> dict:
             else:
                 values[key] = env
         except ValueError:
-            raise ValueError(f"CROSSCHECK_{key.upper()}={env!r} is not a {type(default).__name__}") from None
+            raise ValueError(f"CROSSCHECK_{key.upper()}={env!r} is not a number") from None
     for key in ("subsidy_categories", "districts"):
         if key in values:
             values[key] = tuple(str(v) for v in values[key])
