@@ -32,6 +32,7 @@ from crosscheck.findings import (
     run_rule_suites,
     store_rule_checks,
 )
+from crosscheck.history import prepare_night
 from crosscheck.night import COMPARE_LOCK, evaluate_partition, setup_night, tune
 from crosscheck.partitions import Partition, plan_partitions
 from crosscheck.settings import Settings, get_settings
@@ -180,6 +181,7 @@ def _prepare(conn, as_of: date, settings: Settings, partition_by: str) -> list[P
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMPARE_LOCK,))
         tune(conn)
+        prepare_night(conn, as_of, settings)  # crosscheck.history: snapshots the night reads, its rules
         setup_night(conn, as_of, settings)
         return plan_partitions(conn, partition_by)
 
