@@ -100,7 +100,7 @@ def main() -> int:
                 print(f"{row['night']}  {night_s:7.1f}  {row['compare_s'] or 0:9.1f}  {compact_s:9.1f}  "
                       f"{mb(sizes[0]):>12}  {mb(sizes[1]):>7}  {mb(sizes[2]):>10}  {mb(row['archive_bytes']):>10}",
                       flush=True)
-            replayed = nights[args.replay - 1].isoformat()
+            replayed = nights[min(args.replay, args.nights) - 1].isoformat()
             started = time.perf_counter()
             crosscheck("replay", "--date", replayed, "--out", str(root / "replay"), "--warehouse", url, env=env)
             replay_s = time.perf_counter() - started

@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,10 +164,11 @@ def _fold(conn, extract: str, as_of: date, file_id: int) -> str:
         return "kept"
     conn.execute(_history_sql("fold", extract, part=part, as_of=as_of))
     conn.execute(sql.SQL(
+        "WITH bounds AS (SELECT count(*) AS n, min(row_number) AS lo, max(row_number) AS hi FROM {part}) "
         "INSERT INTO history.snapshots (extract, as_of, file_id, rows, first_row, last_row, missing_rows) "
-        "SELECT %s, %s, %s, count(*), min(row_number), max(row_number), coalesce((SELECT array_agg(line ORDER BY line) "
-        " FROM generate_series(min(p.row_number), max(p.row_number)) AS line WHERE NOT EXISTS "
-        " (SELECT 1 FROM {part} q WHERE q.row_number = line)), '{{}}') FROM {part} p").format(part=part),
+        "SELECT %s, %s, %s, n, lo, hi, coalesce((SELECT array_agg(line ORDER BY line) FROM "
+        " (SELECT generate_series(lo, hi) AS line EXCEPT SELECT row_number FROM {part}) AS gaps), '{{}}') "
+        "FROM bounds").format(part=part),
         (extract, as_of, file_id))
     restored = restore_query(conn, extract, as_of)
     cols = sql.SQL(", ").join(map(sql.Identifier, ["row_number", *data_columns_cache[extract]]))
@@ -375,4 +377,5 @@ def airflow_db_clean_command(settings: Settings, now: datetime | None = None) ->
     they would keep what the cleaning removes)."""
     now = now or datetime.now(UTC)
     before = (now - timedelta(days=settings.airflow_db_retention_days)).replace(microsecond=0)
-    return ["airflow", "db", "clean", "--clean-before-timestamp", before.isoformat(), "--skip-archive", "--yes"]
+    beside = Path(sys.executable).parent / "airflow"  # this environment's Airflow, on PATH or not
+    return [str(beside) if beside.exists() else "airflow", "db", "clean", "--clean-before-timestamp", before.isoformat(), "--skip-archive", "--yes"]
