@@ -94,7 +94,7 @@ def main() -> int:
                         "  ON n.oid = c.relnamespace WHERE n.nspname = 'history' AND c.relkind = 'r')").fetchone()
                 row = {"night": night.isoformat(), "night_s": round(night_s, 1),
                        "compare_s": float(compare[1]) if compare else None, "compact_s": round(compact_s, 1),
-                       "warehouse_bytes": sizes[0], "core_bytes": sizes[1], "history_bytes": sizes[2],
+                       "warehouse_bytes": int(sizes[0]), "core_bytes": int(sizes[1]), "history_bytes": int(sizes[2]),
                        "archive_bytes": size_of(var / "archive")}
                 rows.append(row)
                 print(f"{row['night']}  {night_s:7.1f}  {row['compare_s'] or 0:9.1f}  {compact_s:9.1f}  "

@@ -12,6 +12,7 @@ WITH hashed AS (
 SELECT k.*, v.pos AS known_pos
 FROM keyed k
 LEFT JOIN {history} v ON v.valid_to IS NULL AND v.row_hash = k.row_hash AND v.occurrence = k.occurrence;
+ANALYZE fold_rows;
 
 -- A row already held keeps its version while it is still in the file's order (after every earlier
 -- held row); new rows, and rows moved out of order, get a place between their neighbours, so that
@@ -24,8 +25,9 @@ WITH ordered AS (
 ), bounded AS (
     SELECT *,
            max(CASE WHEN kept THEN known_pos END) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING) AS lo,
-           min(CASE WHEN kept THEN known_pos END) OVER (ORDER BY line ROWS BETWEEN CURRENT ROW
-                                                        AND UNBOUNDED FOLLOWING) AS hi,
+           -- the next kept place: a running minimum from the end (a frame ending at the partition's
+           -- end would be aggregated again for every row)
+           min(CASE WHEN kept THEN known_pos END) OVER (ORDER BY line DESC ROWS UNBOUNDED PRECEDING) AS hi,
            count(*) FILTER (WHERE kept) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING) AS run
     FROM ordered
 ), numbered AS (
@@ -39,6 +41,7 @@ SELECT *, CASE WHEN kept THEN known_pos
                WHEN lo IS NULL THEN hi - (m + 1 - i)
                ELSE lo + (hi - lo) * i / (m + 1) END AS pos
 FROM numbered;
+ANALYZE fold_placed;
 
 -- Versions no longer held (or held elsewhere in the order) end at this snapshot; the others begin.
 UPDATE {history} v SET valid_to = {as_of}
