@@ -30,7 +30,7 @@ pytestmark = pytest.mark.xdist_group("airflow")
 DAGS_DIR = ROOT / "dags"
 VENV_BIN = Path(sys.executable).parent
 INGEST_DAGS = [f"crosscheck_ingest_{d}" for d in DEPARTMENTS]
-ALL_DAGS = INGEST_DAGS + ["crosscheck_nightly"]
+ALL_DAGS = INGEST_DAGS + ["crosscheck_nightly", "crosscheck_maintenance"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -583,3 +583,49 @@ def test_tasks_reach_the_warehouse_through_the_airflow_connection(dagbag, crossc
     assert str(run.state) == "success", task_states(run)
     statuses = files_by_status(fresh_warehouse)
     assert statuses and set(statuses.values()) == {"loaded"} and {d for d, _ in statuses} == {"civil"}
+
+
+def test_maintenance_dag_folds_history_and_cleans_the_airflow_db(dagbag, crosscheck_env, fresh_warehouse, tmp_path,
+                                                                  monkeypatch):
+    """Two days of files loaded: the daily maintenance DAG folds the older day's snapshots into history,
+    compresses the archive, and `airflow db clean` removes Airflow's records older than the retention."""
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+
+    from crosscheck.history import airflow_db_clean_command
+    from crosscheck.pipeline import ingest_departments
+
+    dag = dagbag.get_dag("crosscheck_maintenance")
+    assert dag.timetable.expression == "0 8 * * *" and "Shanghai" in str(dag.timetable.timezone)
+    monkeypatch.setenv("CROSSCHECK_HISTORY_FULL_SNAPSHOTS", "1")
+    get_settings.cache_clear()
+    settings = get_settings()
+    command = airflow_db_clean_command(settings)
+    assert command[0].endswith("airflow") and command[1:4] == ["db", "clean", "--clean-before-timestamp"]
+    assert {"--skip-archive", "--yes"} <= set(command)
+    cutoff = date.fromisoformat(command[4][:10])
+    assert cutoff == (pendulum_now_utc() - timedelta(days=settings.airflow_db_retention_days)).date()
+
+    day = night_date()
+    landing = tmp_path / "landing"
+    for as_of in (day - timedelta(days=1), day):
+        write_minimal_district(landing, as_of)
+    ingest_departments(fresh_warehouse, DEPARTMENTS, landing, settings, night=day)
+    with create_session() as session:  # an Airflow record older than the retention
+        old = Log(event="crosscheck-maintenance-test")
+        old.dttm = pendulum_now_utc() - timedelta(days=settings.airflow_db_retention_days + 5)
+        session.add(old)
+    run, _ = run_dag(dagbag, "crosscheck_maintenance")
+    assert str(run.state) == "success", task_states(run)
+    with fresh_warehouse.connect() as conn:
+        folded = conn.execute("SELECT DISTINCT as_of FROM history.snapshots").fetchall()
+        assert folded == [(day - timedelta(days=1),)]
+        assert conn.execute("SELECT count(*) FROM ingest.files WHERE archive_path LIKE '%.gz'").fetchone()[0] > 0
+    with create_session() as session:
+        assert session.query(Log).filter(Log.event == "crosscheck-maintenance-test").count() == 0
+
+
+def pendulum_now_utc():
+    import pendulum
+
+    return pendulum.now("UTC")

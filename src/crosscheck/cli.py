@@ -140,6 +140,34 @@ def cmd_feedback(args) -> int:
     return 0
 
 
+def cmd_compact(args) -> int:
+    """Fold old snapshots into history, compress the archive, apply its retention (crosscheck.history)."""
+    from crosscheck.history import apply_retention, compact, compress_archive
+    from crosscheck.settings import get_settings
+    from crosscheck.warehouse import open_warehouse
+
+    settings, warehouse = get_settings(), open_warehouse(args.warehouse)
+    print(compact(warehouse, settings).describe())
+    print(f"archive: {compress_archive(warehouse, settings)} files compressed, "
+          f"{len(apply_retention(warehouse, settings))} removed past retention")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    """Night D's mismatches.csv and kpis.csv recomputed from history (the warehouse is left unchanged)."""
+    from crosscheck.history import ReplayRefused, replay
+    from crosscheck.pipeline import RunFailed
+    from crosscheck.settings import get_settings
+    from crosscheck.warehouse import open_warehouse
+
+    try:
+        outputs = replay(open_warehouse(args.warehouse), args.date, Path(args.out), get_settings())
+    except ReplayRefused as exc:
+        raise RunFailed(f"无法重现该晚结果 / cannot replay: {exc}") from None
+    print(f"replayed night {args.date}: " + ", ".join(str(p) for p in outputs.values()))
+    return 0
+
+
 def cmd_release(args) -> int:
     """Load a held file as it would have been loaded, and rewrite its receipt to say it was released.
     Bad input is one line and exit 2 (interface.md)."""
@@ -431,6 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("compact", help="fold old core snapshots into history, compress and prune the archive")
+    p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.set_defaults(func=cmd_compact)
+
+    p = sub.add_parser("replay", help="recompute a past night's mismatches.csv and kpis.csv from history")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--out", required=True, help="folder for the replayed files")
+    p.add_argument("--warehouse", help="PostgreSQL URL (default: embedded server under var/)")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("release", help="load a held file (see README: held files) and rewrite its receipt")
     p.add_argument("file_id", help="the file's number (in its receipt, the report and the ingest log)")

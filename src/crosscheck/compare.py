@@ -29,6 +29,7 @@ from crosscheck.findings import (
     run_rule_suites,
     store_rule_checks,
 )
+from crosscheck.history import prepare_night
 from crosscheck.night import evaluate_partition, setup_night, tune
 from crosscheck.partitions import Partition, plan_partitions
 from crosscheck.settings import Settings
@@ -73,6 +74,7 @@ def prepare_compare(warehouse: Warehouse, as_of: date, settings: Settings, parti
     with warehouse.connect() as conn:
         with _run_status(conn, as_of, start=True, done=False), conn.transaction():
             tune(conn)
+            prepare_night(conn, as_of, settings)  # crosscheck.history: the snapshots it reads, its rules
             setup_night(conn, as_of, settings)
             partitions = plan_partitions(conn, partition_by)
             night_id = conn.execute("SELECT night_id FROM night.params").fetchone()[0]

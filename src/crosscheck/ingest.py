@@ -117,6 +117,16 @@ def stage_drop(warehouse: Warehouse, drop: Drop, settings: Settings) -> FileOutc
     assert drop.state == "ready" and drop.extract
     contract = contracts()[drop.extract]
     name = safe_display_name(drop.name)
+    with warehouse.connect() as conn:
+        # A file handled on an earlier night is still in the drop folder: not hashed and copied into
+        # the archive again (whose copy may be compressed by now), as the Airflow path skips it too.
+        seen = conn.execute(
+            "SELECT file_id, status FROM ingest.files WHERE department = %s AND file_name = %s AND status = ANY(%s) "
+            "AND size_bytes = %s AND mtime_ns = %s ORDER BY file_id DESC LIMIT 1",
+            (drop.department, name, list(TERMINAL), drop.size, drop.mtime_ns)).fetchone()
+    if seen:
+        return FileOutcome(drop.department, name, "skipped", seen[0], drop.extract, drop.as_of,
+                           f"already handled as {seen[1]}")
     try:
         sha, archived = archive(drop, settings.archive_dir / drop.department)
     except FileNotFoundError:  # taken away between the scan and now: it is no longer there to receive

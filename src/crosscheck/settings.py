@@ -8,7 +8,7 @@ the same code at production folders and an external PostgreSQL.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -70,6 +70,10 @@ class Settings:
     hold_min_rows: int = 20
     as_of_max_future_days: int = 1
     as_of_max_age_days: int = 400
+    # History and retention (include/settings.yaml explains each; crosscheck.history).
+    history_full_snapshots: int = 2
+    archive_retention_days: dict = field(default_factory=lambda: {"default": 730})
+    airflow_db_retention_days: int = 30
     # Where each extract comes from (crosscheck.pull): a per-deployment file, not the contracts, because
     # connection ids and remote paths differ between deployments while the contract is the same.
     sources_file: Path | None = None  # None: include/sources.yaml (every extract is a drop)
@@ -81,6 +85,7 @@ class Settings:
     ingest_wait_seconds: int = 60
     ingest_trigger_poll_seconds: float = 10.0
     pull_cron: str = "0 * * * *"
+    maintenance_cron: str = "0 8 * * *"
     task_retries: int = 3
     nightly_deadline_minutes: int = 120
     notify_conn: str = ""
@@ -99,6 +104,8 @@ def _tunables() -> dict:
                 values[key] = env.strip().lower() in ("1", "true", "yes", "是")
             elif isinstance(default, list):
                 values[key] = [v.strip() for v in env.split(",") if v.strip()]
+            elif isinstance(default, dict):  # key=value,key=value
+                values[key] = {k.strip(): v.strip() for k, _, v in (i.partition("=") for i in env.split(",")) if k.strip()}
             elif isinstance(default, int):
                 values[key] = int(env)
             elif isinstance(default, float):

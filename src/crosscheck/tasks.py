@@ -421,3 +421,40 @@ def summarise_night(as_of: str, comparison: dict, outputs: dict) -> str:
     log.info("%s", text)
     return text
 
+
+
+# --------------------------------------------------------------------------------------------
+# Maintenance (dags/maintenance.py): history, archive, Airflow's own database
+# --------------------------------------------------------------------------------------------
+
+def compact_history(settings, warehouse=None) -> str:
+    """Fold the snapshots older than the latest ``history_full_snapshots`` into history."""
+    from crosscheck.history import compact
+
+    return compact(warehouse or _warehouse(settings), settings).describe()
+
+
+def tidy_archive(settings, warehouse=None) -> str:
+    """Compress the archived files; remove those past their department's retention whose rows are in history."""
+    from crosscheck.history import apply_retention, compress_archive
+
+    warehouse = warehouse or _warehouse(settings)
+    text = (f"archive: {compress_archive(warehouse, settings)} files compressed, "
+            f"{len(apply_retention(warehouse, settings))} removed past retention")
+    log.info("%s", text)
+    return text
+
+
+def clean_airflow_db(settings) -> str:
+    """``airflow db clean`` of what is older than ``airflow_db_retention_days``, in this task's environment
+    (the metadata database the scheduler uses: the standalone's and compose's alike)."""
+    import subprocess
+
+    from crosscheck.history import airflow_db_clean_command
+
+    command = airflow_db_clean_command(settings)
+    log.info("%s", " ".join(command))
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"airflow db clean failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return " ".join(command)
