@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import io
 import json
 import os
@@ -11,6 +12,8 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+CHECKSUMMED = ("mismatches", "kpis")  # the night's results (interface.md); run_bench.py prints their sha256
 
 
 def floor(landing: Path, warehouse) -> dict:
@@ -65,7 +68,10 @@ def run(landing: Path, as_of: date, warehouse) -> dict:
     from crosscheck.settings import get_settings
 
     result = run_night(landing, as_of, warehouse.url, None, get_settings())
-    return {"rows": sum(f.rows_received for f in result.files), "stages": result.timing.snapshot()}
+    # A speed-up must not change what the night finds: the bench prints these to compare runs.
+    checksums = {name: hashlib.sha256(result.outputs[name].read_bytes()).hexdigest() for name in CHECKSUMMED}
+    return {"rows": sum(f.rows_received for f in result.files), "stages": result.timing.snapshot(),
+            "sha256": checksums}
 
 
 def gx_pandas(landing: Path, as_of: date, warehouse) -> dict:

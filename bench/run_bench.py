@@ -16,6 +16,7 @@ Measured per size (medians over --repeat runs):
   gx_pandas    the same per-extract GX suites run on pandas DataFrames in memory (the way the GX
                Airflow provider's DataFrame operator works), to show what SQL pushdown buys
   peak RSS of the child process and PSS of the PostgreSQL server processes (sampled every 0.2 s)
+  sha256 of mismatches.csv and kpis.csv of every run: a speed-up must leave them as they were
 """
 
 from __future__ import annotations
@@ -146,11 +147,18 @@ def main() -> None:
             runs = []
             for i in range(args.repeat):
                 report = measure(mode, landing, server_url)
+                sums = "".join(f", {name}.csv sha256 {digest}" for name, digest in report.get("sha256", {}).items())
                 print(f"  {size:>9,} {mode:<10} run {i + 1}: {report['seconds']:.1f} s, "
-                      f"peak {report['peak_rss_mb']} MB (+ PostgreSQL {report['peak_postgres_rss_mb']} MB)",
+                      f"peak {report['peak_rss_mb']} MB (+ PostgreSQL {report['peak_postgres_rss_mb']} MB){sums}",
                       flush=True)
                 runs.append(report)
             results["sizes"][size][mode] = median_report(runs)
+            if any("sha256" in r for r in runs):
+                # every run of a size must write the same results; a speed-up must keep them too
+                results["sizes"][size][mode]["sha256"] = distinct = sorted({json.dumps(r["sha256"], sort_keys=True)
+                                                                            for r in runs})
+                if len(distinct) > 1:
+                    print(f"  {size:>9,} {mode}: the runs wrote DIFFERENT results: {distinct}", flush=True)
 
     print()
     print(f"{'persons':>10} {'floor s':>8} {'run s':>8} {'run/floor':>9} {'GX pushdown s':>14} "
@@ -172,6 +180,9 @@ def main() -> None:
             if extracts:
                 print(f"{'':>10} per extract (pick-up to load): "
                       + ", ".join(f"{k} {v:.1f}" for k, v in sorted(extracts.items(), key=lambda i: -i[1])))
+    for size, modes in results["sizes"].items():
+        for digests in modes.get("run", {}).get("sha256", []):
+            print(f"{size:>10,} results sha256: " + ", ".join(f"{k}.csv {v}" for k, v in json.loads(digests).items()))
     points = [(s, m["run"]["seconds"]) for s, m in results["sizes"].items() if "run" in m]
     results["run_time_exponent"] = fitted_exponent(points)
     if results["run_time_exponent"] is not None:
