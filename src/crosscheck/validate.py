@@ -10,10 +10,14 @@ comparison turns those rows into findings). GX is imported here only: it takes s
 from __future__ import annotations
 
 import html
+import importlib
 import json
 import logging
 import os
 import re
+import sys
+import threading
+import types
 from functools import cache
 from pathlib import Path
 
@@ -37,13 +41,28 @@ def suite_path(name: str, group: str = "extracts") -> Path:
 
 
 def import_gx() -> None:
-    """Import GX now (it takes seconds), e.g. in a thread while other work goes on."""
-    _gx()
+    """Import GX and make its context now (it takes seconds), e.g. in a thread while other work goes on."""
+    gx_context()
+
+
+# GX imports every expectation it ships when it is imported, and one of them (KL divergence, which no suite
+# here uses) imports scipy.stats and altair at its top: about half of GX's import time. They stand in as
+# modules that import the real one when an attribute is first read, so an expectation that uses them works.
+DEFERRED_MODULES = ("scipy.stats", "altair")
+
+
+class _DeferredModule(types.ModuleType):
+    def __getattr__(self, attribute: str):
+        if sys.modules.get(self.__name__) is self:
+            sys.modules.pop(self.__name__, None)
+        return getattr(importlib.import_module(self.__name__), attribute)
 
 
 @cache
 def _gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    for name in DEFERRED_MODULES:
+        sys.modules.setdefault(name, _DeferredModule(name))
     import great_expectations as gx
 
     # GX logs internals at INFO (e.g. every default value it looks up); our logs carry the counts.
@@ -52,9 +71,17 @@ def _gx():
     return gx
 
 
-@cache
+_context_lock = threading.Lock()  # the context may be asked for by a thread importing GX ahead of time
+
+
 def gx_context():
-    """One ephemeral GX context per process; Data Docs sites are added per report folder."""
+    """One ephemeral GX context per process."""
+    with _context_lock:
+        return _make_context()
+
+
+@cache
+def _make_context():
     gx = _gx()
     context = gx.get_context(mode="ephemeral")
     try:
@@ -361,16 +388,24 @@ def write_data_docs(result, path: Path, source: dict | None = None) -> Path:
     """Render one GX validation result as a Data Docs page (GX's own renderer), fit for offline use,
     with the project's summary page beside it (``source``: the file's name and date, when a file's)."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
 
     path.parent.mkdir(parents=True, exist_ok=True)
     from crosscheck.masking import for_people
 
-    page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+    page = _page_view().render(ValidationResultsPageRenderer().render(result))
     # GX may show sample values (an ID in a partial unexpected list): the page passes the masking policy
     path.write_text(for_people(offline_html(page)), encoding="utf-8")
     write_validation_summary(result, path, source)
     return path
+
+
+@cache
+def _page_view():
+    """GX's page view, one per process: each makes a Jinja environment of its own, which compiles every
+    template again (most of a page's rendering time)."""
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return DefaultJinjaPageView()
 
 
 # which pass of a file's validation a page holds (validate_file), by its name's ending
