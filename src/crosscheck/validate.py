@@ -48,6 +48,8 @@ def import_gx() -> None:
 # GX imports every expectation it ships when it is imported, and one of them (KL divergence, which no suite
 # here uses) imports scipy.stats and altair at its top: about half of GX's import time. They stand in as
 # modules that import the real one when an attribute is first read, so an expectation that uses them works.
+# (importlib.util.LazyLoader does not help on Python 3.11: the import system reads the lazy module's
+# __spec__ while GX imports it, which loads it at once.)
 DEFERRED_MODULES = ("scipy.stats", "altair")
 
 
