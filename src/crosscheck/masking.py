@@ -291,6 +291,48 @@ def install_log_redaction() -> None:
 
     make_record._crosscheck_redacting = True
     logging.setLogRecordFactory(make_record)
+    _redact_structlog_output()
+
+
+def _redact_structlog_output() -> None:
+    """Airflow writes some task-log lines itself through structlog, not through the standard library's
+    records (a task's return value, the task instance with its map index): the line its renderer makes
+    goes through ``for_people`` too."""
+    try:
+        import structlog
+    except ImportError:
+        return
+    processors = list(structlog.get_config().get("processors") or [])
+    if not processors or getattr(processors[-1], "_crosscheck_redacting", False):
+        return
+    render = processors[-1]
+
+    def render_for_people(logger, method_name, event_dict):
+        line = render(logger, method_name, event_dict)
+        if isinstance(line, str):
+            return for_people(line)
+        if isinstance(line, bytes):
+            return for_people(line.decode("utf-8", "replace")).encode("utf-8")
+        return line
+
+    render_for_people._crosscheck_redacting = True
+    structlog.configure(processors=[*processors[:-1], render_for_people])
+
+
+def hide_from_airflow_logs(*texts) -> None:
+    """Register each text that carries an ID number (a dropped file's name, say) with Airflow's own log
+    masking, which is applied to every line of a task's log: our record factory only reaches the standard
+    library's records, while Airflow writes some lines itself through structlog (a task's return value,
+    its map index). Airflow shows such a text as ***. Outside Airflow this does nothing."""
+    sensitive = [t for t in texts if isinstance(t, str) and t and for_people(t) != t]
+    if not sensitive:
+        return
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:
+        return
+    for text in sensitive:
+        mask_secret(text)
 
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

@@ -25,7 +25,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from crosscheck.masking import install_log_redaction
+from crosscheck.masking import hide_from_airflow_logs, install_log_redaction
 from crosscheck.settings import USERS_TIMEZONE as TZ  # the DAGs import TZ from here
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ def pending_drops(department: str, settings, warehouse=None, keys: bool = False)
         pending.append((drop.name, drop.size, drop.mtime_ns) if keys else drop.name)
     if keys:
         return pending
+    hide_from_airflow_logs(*pending)
     log.info("%s: %d file(s) in the drop folder, %d new and ready, %d still being written%s",
              department, len(drops), len(pending), len(waiting),
              (": " + ", ".join(pending)) if pending else "")
@@ -133,6 +134,7 @@ def stage_one(department: str, name: str, settings, warehouse=None) -> dict:
     from crosscheck.ingest import record_rejected_drop, stage_drop
     from crosscheck.pickup import scan
 
+    hide_from_airflow_logs(name)
     warehouse = warehouse or _warehouse(settings)
     drop = next((d for d in scan(settings.landing_dir, settings, [department]) if d.name == name), None)
     if drop is None:
@@ -156,6 +158,7 @@ def stage_one(department: str, name: str, settings, warehouse=None) -> dict:
 
 def validate_one(outcome: dict, settings, warehouse=None) -> dict:
     """Run the extract's Great Expectations suite on a staged file; failing critical rows go to quarantine."""
+    hide_from_airflow_logs(outcome.get("file_name"))
     if outcome.get("status") != "staged":  # refused, duplicate, skipped — or validated by an earlier try
         log.info("%s (nothing to validate)", describe_outcome(outcome))
         return outcome
@@ -181,6 +184,7 @@ def validate_one(outcome: dict, settings, warehouse=None) -> dict:
 def load_one(outcome: dict, settings, warehouse=None) -> dict:
     """Load a validated file into core (atomically) and write its receipt; receipts also for
     rejected and duplicate files. A refused file is a receipt, never a task failure."""
+    hide_from_airflow_logs(outcome.get("file_name"))
     from crosscheck.ingest import file_outcome, load_or_hold
     from crosscheck.receipts import write_receipt
 
@@ -218,6 +222,7 @@ def _alert_held(o: dict, settings) -> None:
 def summarise_department(department: str, outcomes: list[dict]) -> dict:
     """Counts for the task log and the extracts whose core table was refreshed (the assets to emit)."""
     outcomes = [o for o in outcomes if o]
+    hide_from_airflow_logs(*(o.get("file_name") for o in outcomes))
     by_status = Counter(o["status"] for o in outcomes)
     received = sum(o.get("rows_received") or 0 for o in outcomes)
     loaded = sum(o.get("rows_loaded") or 0 for o in outcomes)
