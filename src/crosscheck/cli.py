@@ -7,7 +7,6 @@ import json
 import logging
 import stat
 import sys
-import threading
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -39,23 +38,8 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def import_ahead() -> None:
-    """Start importing, in a thread, what every night needs and takes seconds to import: GX (validation),
-    then matplotlib (the report's charts) and openpyxl (work lists). The imports then fill the time the
-    night waits for PostgreSQL (the server's start, the migrations, queries) instead of adding to it."""
-
-    def imports():
-        from crosscheck.validate import import_gx
-
-        import_gx()
-        import matplotlib.pyplot  # noqa: F401
-        import openpyxl  # noqa: F401
-
-    threading.Thread(target=imports, name="import-ahead", daemon=True).start()
-
-
 def cmd_run(args) -> int:
-    from crosscheck.pipeline import run_night
+    from crosscheck.pipeline import import_ahead, run_night
     from crosscheck.settings import get_settings
 
     import_ahead()
@@ -70,7 +54,7 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from crosscheck.generate import generate
-    from crosscheck.pipeline import run_night
+    from crosscheck.pipeline import import_ahead, run_night
     from crosscheck.settings import get_settings
 
     settings = get_settings()

@@ -35,6 +35,8 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.generated.base import DatasetFacet, RunFacet
 
+from crosscheck.masking import for_people
+
 log = logging.getLogger(__name__)
 
 FACET = "crosscheck"
@@ -91,7 +93,8 @@ def _table(place, name: str, cls=InputDataset, facets=None, **kw):
 
 
 def _file(path, cls=InputDataset, facets=None, **kw):
-    return cls(namespace="file", name=str(Path(path).absolute()), facets=facets or {}, **kw)
+    # a dropped file's name (and its receipt's) may carry an ID number: lineage is read by whoever sees the backend
+    return cls(namespace="file", name=for_people(str(Path(path).absolute())), facets=facets or {}, **kw)
 
 
 def _rows(n) -> dict:
@@ -105,7 +108,7 @@ def _ingest(task_id: str, o: dict, place) -> OperatorLineage | None:
         return None
     about = {FACET: CrosscheckDatasetFacet(
         department=o.get("department"), extract=o.get("extract"), file_id=o.get("file_id"),
-        file_name=o.get("file_name"), as_of=o.get("as_of"), status=o.get("status"), row_key=ROW_KEY)}
+        file_name=for_people(o.get("file_name")), as_of=o.get("as_of"), status=o.get("status"), row_key=ROW_KEY)}
     staging = f"staging.{o.get('extract')}_f{o.get('file_id')}" if o.get("file_id") and o.get("extract") else None
     if task_id == "stage":
         dropped = _file(get_settings().landing_dir / o["department"] / o["file_name"], facets=about)
