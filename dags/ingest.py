@@ -126,15 +126,15 @@ def build_ingest_dag(department: str, extracts: list[str]):
         def wait_for_files() -> PokeReturnValue:
             from crosscheck.tasks import pending_drops
 
-            names = pending_drops(department, get_settings())
-            return PokeReturnValue(is_done=bool(names), xcom_value=names)
+            drops = pending_drops(department, get_settings())  # keys and masked names, never raw names
+            return PokeReturnValue(is_done=bool(drops), xcom_value=drops)
 
         @task(task_id="stage", map_index_template="{{ file_name }}")
-        def stage(name: str) -> dict:
+        def stage(drop: dict) -> dict:
             from crosscheck.tasks import stage_one
 
-            get_current_context()["file_name"] = name
-            return stage_one(department, name, get_settings())
+            get_current_context()["file_name"] = drop["file"]
+            return stage_one(department, drop, get_settings())
 
         @task(task_id="validate", map_index_template="{{ file_name }}")
         def validate(outcome: dict) -> dict:
@@ -169,7 +169,7 @@ def build_ingest_dag(department: str, extracts: list[str]):
 
         waited = wait_for_files()
         pull() >> waited
-        loaded = load.expand(outcome=validate.expand(outcome=stage.expand(name=waited)))
+        loaded = load.expand(outcome=validate.expand(outcome=stage.expand(drop=waited)))
         publish_assets(loaded)
         all_files_done(loaded)
 

@@ -272,7 +272,8 @@ def test_plugin_pages_are_masked(night, airflow_home, tmp_path):  # noqa: F811
 
 def test_airflow_task_logs_are_masked(dagbag, crosscheck_env, airflow_home, caplog, capfd):  # noqa: F811
     """An ingest DAG run by Airflow (dag.test) on a drop whose file name carries an ID inside 19 digits and
-    its birth date: the task log (records, what Airflow prints, its log files) shows neither."""
+    its birth date: the task log (records, what Airflow prints, its log files), the run's XComs and its map
+    indexes (stored in Airflow's database, shown in its UI) show neither."""
     from stdnum.cn import ric
 
     first17 = "50022419750413128"
@@ -287,6 +288,16 @@ def test_airflow_task_logs_are_masked(dagbag, crosscheck_env, airflow_home, capl
     texts = [r.getMessage() + (r.exc_text or "") for r in caplog.records] + [printed.out, printed.err]
     texts += [p.read_text(encoding="utf-8", errors="replace") for p in (airflow_home / "logs").rglob("*")
               if p.is_file()]
+    # What Airflow stores and shows in its UI: every XCom of the run and every task's map index.
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        stored = [json.dumps(XComModel.deserialize_value(x), ensure_ascii=False) for x in session.scalars(
+            XComModel.get_many(run_id=run.run_id, dag_ids="crosscheck_ingest_hrss"))]
+        stored += [ti.rendered_map_index or "" for ti in run.get_task_instances(session=session)]
+    assert any(f"张三{valid[:6]}*" in text for text in stored)  # the file did travel (as its masked name)
+    texts += stored
     squeezed = _squeeze("\n".join(texts))
     assert first17 not in squeezed
     assert valid[6:14] not in squeezed and "1975-04-13" not in squeezed

@@ -20,12 +20,13 @@ town, setting ``night_partitions``) so that several workers share a night::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from crosscheck.masking import hide_from_airflow_logs, install_log_redaction
+from crosscheck.masking import for_people, hide_from_airflow_logs, install_log_redaction
 from crosscheck.settings import USERS_TIMEZONE as TZ  # the DAGs import TZ from here
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,23 @@ def _handled(warehouse, department: str) -> set[tuple[str, int | None, int | Non
     return {(r[0], r[1], r[2]) for r in rows}
 
 
+def drop_ref(name: str) -> dict:
+    """How a dropped file travels between tasks (XCom, the grid's map index): a key made from its name and
+    the name as people may see it. A file name can carry an ID number, and XComs and map indexes are stored in
+    Airflow's database and shown in its UI unmasked; only the stage task, which finds the file by its key,
+    ever holds the raw name."""
+    from crosscheck.pickup import safe_display_name
+
+    return {"key": _drop_key(name), "file": for_people(safe_display_name(name))}
+
+
+def _drop_key(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
 def pending_drops(department: str, settings, warehouse=None, keys: bool = False) -> list:
-    """Names of the drops in landing/<department>/ that are ready (or to be refused with a receipt)
-    and that the warehouse has not handled yet: what the sensor waits for.
+    """The drops in landing/<department>/ that are ready (or to be refused with a receipt) and that the
+    warehouse has not handled yet, each as a ``drop_ref``: what the sensor waits for.
 
     "Handled" is judged by name, size and modification time (cheap: no hashing while waiting); the
     ingest step still checks the content hash, so a rerun never loads a file twice.
@@ -86,13 +101,12 @@ def pending_drops(department: str, settings, warehouse=None, keys: bool = False)
             continue
         if (safe_display_name(drop.name), drop.size, drop.mtime_ns) in handled:
             continue
-        pending.append((drop.name, drop.size, drop.mtime_ns) if keys else drop.name)
+        pending.append((drop.name, drop.size, drop.mtime_ns) if keys else drop_ref(drop.name))
     if keys:
         return pending
-    hide_from_airflow_logs(*pending)
     log.info("%s: %d file(s) in the drop folder, %d new and ready, %d still being written%s",
              department, len(drops), len(pending), len(waiting),
-             (": " + ", ".join(pending)) if pending else "")
+             (": " + ", ".join(ref["file"] for ref in pending)) if pending else "")
     return pending
 
 
@@ -114,7 +128,8 @@ def pull_sources(department: str, run_after, settings, warehouse=None) -> list[d
 
 def _outcome_dict(outcome) -> dict:
     return {
-        "department": outcome.department, "file_name": outcome.file_name, "status": outcome.status,
+        # the name masked: the outcome is an XCom, and the next task's map index (see drop_ref)
+        "department": outcome.department, "file_name": for_people(outcome.file_name), "status": outcome.status,
         "file_id": outcome.file_id, "extract": outcome.extract,
         "as_of": outcome.as_of.isoformat() if outcome.as_of else None, "reason": outcome.reason,
         "rows_received": outcome.rows_received, "rows_loaded": outcome.rows_loaded,
@@ -129,14 +144,18 @@ def describe_outcome(o: dict) -> str:
     return f"{o['department']}/{o['file_name']}: {o['status']} — {o.get('reason') or ''}"
 
 
-def stage_one(department: str, name: str, settings, warehouse=None) -> dict:
-    """Archive, read, normalise and stage one drop (or record its refusal). Returns the outcome."""
+def stage_one(department: str, ref: dict, settings, warehouse=None) -> dict:
+    """Archive, read, normalise and stage one drop (``ref`` from pending_drops), or record its refusal.
+    Returns the outcome."""
     from crosscheck.ingest import record_rejected_drop, stage_drop
     from crosscheck.pickup import scan
 
-    hide_from_airflow_logs(name)
+    name = ref["file"]
+    drop = next((d for d in scan(settings.landing_dir, settings, [department]) if _drop_key(d.name) == ref["key"]),
+                None)
+    if drop is not None:
+        hide_from_airflow_logs(drop.name)  # Airflow's own lines (an exception's text) might quote it
     warehouse = warehouse or _warehouse(settings)
-    drop = next((d for d in scan(settings.landing_dir, settings, [department]) if d.name == name), None)
     if drop is None:
         log.warning("%s/%s: the file is gone from the drop folder; nothing to do", department, name)
         return {"department": department, "file_name": name, "status": "vanished", "file_id": None}
@@ -158,7 +177,6 @@ def stage_one(department: str, name: str, settings, warehouse=None) -> dict:
 
 def validate_one(outcome: dict, settings, warehouse=None) -> dict:
     """Run the extract's Great Expectations suite on a staged file; failing critical rows go to quarantine."""
-    hide_from_airflow_logs(outcome.get("file_name"))
     if outcome.get("status") != "staged":  # refused, duplicate, skipped — or validated by an earlier try
         log.info("%s (nothing to validate)", describe_outcome(outcome))
         return outcome
@@ -184,7 +202,6 @@ def validate_one(outcome: dict, settings, warehouse=None) -> dict:
 def load_one(outcome: dict, settings, warehouse=None) -> dict:
     """Load a validated file into core (atomically) and write its receipt; receipts also for
     rejected and duplicate files. A refused file is a receipt, never a task failure."""
-    hide_from_airflow_logs(outcome.get("file_name"))
     from crosscheck.ingest import file_outcome, load_or_hold
     from crosscheck.receipts import write_receipt
 
@@ -199,7 +216,7 @@ def load_one(outcome: dict, settings, warehouse=None) -> dict:
         result = _outcome_dict(file_outcome(warehouse, outcome["file_id"]))
     result["expectations_failed"] = outcome.get("expectations_failed", {})
     receipt = write_receipt(warehouse, outcome["file_id"], settings.outbox_dir)
-    result["receipt"] = str(receipt)
+    result["receipt"] = for_people(str(receipt))  # the receipt keeps the dropped name: masked for XCom
     log.info("%s; receipt %s", describe_outcome(result), receipt)
     return result
 
@@ -222,7 +239,6 @@ def _alert_held(o: dict, settings) -> None:
 def summarise_department(department: str, outcomes: list[dict]) -> dict:
     """Counts for the task log and the extracts whose core table was refreshed (the assets to emit)."""
     outcomes = [o for o in outcomes if o]
-    hide_from_airflow_logs(*(o.get("file_name") for o in outcomes))
     by_status = Counter(o["status"] for o in outcomes)
     received = sum(o.get("rows_received") or 0 for o in outcomes)
     loaded = sum(o.get("rows_loaded") or 0 for o in outcomes)
