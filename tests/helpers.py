@@ -22,7 +22,7 @@ import yaml
 from crosscheck import warehouse as wh
 from crosscheck.contracts import contracts
 from crosscheck.normalise import check_char
-from crosscheck.settings import INCLUDE_DIR, Settings
+from crosscheck.settings import INCLUDE_DIR, Settings, tunables
 
 OLD = 3600  # seconds: a file this old is past any quiet period used in the tests
 
@@ -37,7 +37,7 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     values = dict(
         var_dir=tmp_path / "var", landing_dir=tmp_path / "landing", archive_dir=tmp_path / "archive",
         outbox_dir=tmp_path / "outbox", reports_dir=tmp_path / "reports", feedback_dir=tmp_path / "feedback",
-        warehouse_url=None, quiet_period_seconds=2,
+        warehouse_url=None, sources_file=None, quiet_period_seconds=2,
         # drop dates are unique days from 2030 on (unique_as_of), ingested without a night: the plausible
         # date window reaches them; tests of the window (test_held.py) set it as deployed
         as_of_max_future_days=3 * 3650,
@@ -46,7 +46,7 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
         # tests of held files (test_held.py) compare with history as deployed (HOLD_HISTORY_FILES).
         hold_history_files=0)
     values.update(overrides)
-    return Settings(**values)
+    return Settings(**{**tunables(environment=False), **values})
 
 
 def id_number(region: str = "500151", birth: date | None = None, seq: int | None = None) -> str:

@@ -62,3 +62,26 @@ def test_a_setting_that_is_not_a_number_is_one_clear_line(monkeypatch, fresh_set
     monkeypatch.setenv("CROSSCHECK_TASK_RETRIES", "three")
     with pytest.raises(ValueError, match=r"^CROSSCHECK_TASK_RETRIES='three' is not a number$"):
         get_settings()
+
+
+def test_every_tunable_has_its_one_value_in_the_settings_file(tmp_path, monkeypatch, fresh_settings):
+    """The dataclass holds no defaults of its own: include/settings.yaml is the one place of each value, and a
+    file that lacks one is one clear error, not a value taken silently from elsewhere."""
+    from dataclasses import MISSING, fields
+
+    from crosscheck.settings import Settings, project_root
+
+    assert [f.name for f in fields(Settings) if f.default is not MISSING or f.default_factory is not MISSING] == []
+    home = tmp_path / "home"
+    (home / "include").mkdir(parents=True)
+    (home / "sql").mkdir()
+    text = (project_root() / "include" / "settings.yaml").read_text(encoding="utf-8")
+    kept = "\n".join(line for line in text.splitlines() if not line.startswith("hold_min_rows:"))
+    (home / "include" / "settings.yaml").write_text(kept, encoding="utf-8")
+    monkeypatch.setenv("CROSSCHECK_HOME", str(home))
+    project_root.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"^include/settings.yaml has no value for: hold_min_rows$"):
+            get_settings()
+    finally:
+        project_root.cache_clear()

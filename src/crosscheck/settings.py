@@ -8,7 +8,7 @@ the same code at production folders and an external PostgreSQL.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,12 +38,20 @@ USERS_TIMEZONE = "Asia/Shanghai"
 USERS_ZONE = ZoneInfo(USERS_TIMEZONE)
 
 
+# The fields that say where things are: set by get_settings (or a test), not by include/settings.yaml.
+_PLACES = ("var_dir", "landing_dir", "archive_dir", "outbox_dir", "reports_dir", "feedback_dir", "warehouse_url",
+           "sources_file")
+
+
 def _env_path(name: str, default: Path) -> Path:
     return Path(os.environ[name]).resolve() if os.environ.get(name) else default
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Where things are (paths: environment variables, else under var/) and how the pipeline is tuned
+    (every other field: include/settings.yaml, which explains each and holds its one value)."""
+
     var_dir: Path
     landing_dir: Path
     archive_dir: Path
@@ -51,52 +59,58 @@ class Settings:
     reports_dir: Path
     feedback_dir: Path
     warehouse_url: str | None  # None: the embedded PostgreSQL under var_dir/pgdata
-    enrol_min_age: int = 16
-    pension_min_age: int = 60
-    subsidy_categories: tuple[str, ...] = ("poverty_active", "dibao", "tekun", "severe_disability")
-    quiet_period_seconds: int = 60
-    max_file_bytes: int = 512 * 1024 * 1024
-    max_xlsx_uncompressed_bytes: int = 2 * 1024 * 1024 * 1024
-    stale_after_days: int = 2
-    worklist_mask_ids: bool = True
-    districts: tuple[str, ...] = ("500151",)
-    night_partitions: str = "district"
-    night_connections: int = 2
-    # Held files and plausible file dates (include/settings.yaml explains each).
-    hold_quarantine_share_max: float = 0.5
-    hold_quarantine_share_margin: float = 0.2
-    hold_rows_min_fraction: float = 0.5
-    hold_history_files: int = 5
-    hold_min_rows: int = 20
-    as_of_max_future_days: int = 1
-    as_of_max_age_days: int = 400
-    # History and retention (include/settings.yaml explains each; crosscheck.history).
-    history_full_snapshots: int = 2
-    archive_retention_days: dict = field(default_factory=lambda: {"default": 730})
-    airflow_db_retention_days: int = 30
     # Where each extract comes from (crosscheck.pull): a per-deployment file, not the contracts, because
     # connection ids and remote paths differ between deployments while the contract is the same.
-    sources_file: Path | None = None  # None: include/sources.yaml (every extract is a drop)
+    sources_file: Path | None  # None: include/sources.yaml (every extract is a drop)
+    # Comparison (rules.md)
+    enrol_min_age: int
+    pension_min_age: int
+    subsidy_categories: tuple[str, ...]
+    districts: tuple[str, ...]
+    night_partitions: str
+    night_connections: int
+    # Pick-up, outputs
+    quiet_period_seconds: int
+    max_file_bytes: int
+    max_xlsx_uncompressed_bytes: int
+    stale_after_days: int
+    worklist_mask_ids: bool
+    # Held files and plausible file dates
+    hold_quarantine_share_max: float
+    hold_quarantine_share_margin: float
+    hold_rows_min_fraction: float
+    hold_history_files: int
+    hold_min_rows: int
+    as_of_max_future_days: int
+    as_of_max_age_days: int
+    # History and retention (crosscheck.history)
+    history_full_snapshots: int
+    archive_retention_days: dict
+    airflow_db_retention_days: int
     # Airflow: schedules, sensor and trigger timings, retries, deadline, notifier, worker name
-    # (include/settings.yaml explains each; its values are the defaults of a deployment).
-    night_cron: str = "0 5 * * *"
-    ingest_cron: str = ""
-    ingest_poke_seconds: int = 20
-    ingest_wait_seconds: int = 60
-    ingest_trigger_poll_seconds: float = 10.0
-    pull_cron: str = "0 * * * *"
-    maintenance_cron: str = "0 8 * * *"
-    task_retries: int = 3
-    nightly_deadline_minutes: int = 120
-    notify_conn: str = ""
-    notify_to: str = ""
-    worker_name: str = ""
+    night_cron: str
+    ingest_cron: str
+    ingest_poke_seconds: int
+    ingest_wait_seconds: int
+    ingest_trigger_poll_seconds: float
+    pull_cron: str
+    maintenance_cron: str
+    task_retries: int
+    nightly_deadline_minutes: int
+    notify_conn: str
+    notify_to: str
+    worker_name: str
 
 
-def _tunables() -> dict:
+def tunables(environment: bool = True) -> dict:
+    """include/settings.yaml's values, each overridden by its CROSSCHECK_<KEY> variable unless
+    ``environment`` is false (tests build settings from the file's values alone)."""
     values = yaml.safe_load((project_root() / "include" / "settings.yaml").read_text(encoding="utf-8")) or {}
+    missing = {f.name for f in fields(Settings)} - set(values) - set(_PLACES)
+    if missing:
+        raise RuntimeError(f"include/settings.yaml has no value for: {', '.join(sorted(missing))}")
     for key, default in list(values.items()):
-        env = os.environ.get(f"CROSSCHECK_{key.upper()}")
+        env = os.environ.get(f"CROSSCHECK_{key.upper()}") if environment else None
         if env is None:
             continue
         try:
@@ -133,7 +147,7 @@ def get_settings() -> Settings:
         feedback_dir=_env_path("CROSSCHECK_FEEDBACK", var_dir / "feedback"),
         warehouse_url=os.environ.get("CROSSCHECK_WAREHOUSE_URL") or None,
         sources_file=_env_path("CROSSCHECK_SOURCES", root / "include" / "sources.yaml"),
-        **_tunables(),
+        **tunables(),
     )
 
 
