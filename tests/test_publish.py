@@ -361,3 +361,23 @@ def test_report_page_serves_the_current_set_only(tmp_path, monkeypatch):
         assert client.get(f"/nights/{old}/report.html").status_code == 404
     finally:
         get_settings.cache_clear()
+
+
+def test_a_set_is_on_disk_before_the_link_points_at_it(tmp_path, monkeypatch):
+    """The switch is made durable (the folder holding the link is synced); so must be what it points at, first:
+    every file and folder of the new set is synced before the link is renamed into place."""
+    out = tmp_path / "out"
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                 real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b))[1])
+    with publishing.publishing(out) as folder:
+        (folder / "worklists").mkdir()
+        (folder / "mismatches.csv").write_text("a\n", encoding="utf-8")
+        (folder / "worklists" / "太平镇.xlsx").write_bytes(b"x")
+    switched = events.index(("replace", str(out)))
+    synced = {path for kind, path in events[:switched] if kind == "fsync"}
+    assert {str(folder), str(folder / "worklists"), str(folder / "mismatches.csv"),
+            str(folder / "worklists" / "太平镇.xlsx")} <= synced
+    assert (out / "worklists" / "太平镇.xlsx").read_bytes() == b"x"

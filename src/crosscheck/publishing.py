@@ -147,6 +147,7 @@ def switch(out: Path, folder: Path) -> Path | None:
     out = _absolute(out)
     if not is_set_of(out, folder):
         raise PublishError(f"{folder} is not a publish set of {out}")
+    _fsync_set(folder)  # the link must never outlive, after a power cut, the contents it points at
     previous = _adopt_legacy(out) or current(out)
     link = out.parent / f"{_prefix(out)}link-{secrets.token_hex(4)}"
     os.symlink(folder.name, link)
@@ -161,6 +162,20 @@ def switch(out: Path, folder: Path) -> Path | None:
             shutil.rmtree(old, ignore_errors=True)
     log.info("published %s (the link now points at its new set)", out)  # the set's stamp reads as a long number: masked in logs
     return previous
+
+
+def _fsync_set(folder: Path) -> None:
+    """Every file and folder of a set on disk: its files were written moments ago and may still be only in
+    the page cache; a switch made durable before them could show empty or truncated files after a crash."""
+    for path in sorted(folder.rglob("*"), reverse=True):  # files before the folders that hold them
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            _fsync_dir(path)
+        else:
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(folder)
 
 
 def _fsync_dir(folder: Path) -> None:
