@@ -311,3 +311,26 @@ def test_implausible_file_dates_are_refused_with_a_receipt(warehouse, tmp_path):
     put(old, csv_bytes("residents", rows_of("residents", {})))
     assert {d.state for d in scan(settings.landing_dir, settings, ["civil"])} == {"rejected"}
     assert {d.state for d in scan(settings.landing_dir, settings, ["civil"], night=night)} == {"ready"}
+
+
+def test_a_held_file_is_superseded_when_a_later_file_of_its_date_loads(fresh_warehouse, tmp_path, capsys):
+    """The department sends the whole file again after a truncated one was held: the new one loads, the held one
+    becomes superseded (it can no longer be released) and the staging table kept for its release is dropped."""
+    from crosscheck import cli
+
+    settings = make_settings(tmp_path, hold_history_files=HOLD_HISTORY_FILES)
+    d1, d2 = date(2026, 11, 27), date(2026, 11, 28)
+    full = rows_of("enrollment", *({} for _ in range(60)))
+    enrollment_file(settings, d1, full)
+    assert only(ingest(fresh_warehouse, settings)).status == "loaded"
+    enrollment_file(settings, d2, full[:20])
+    held = only(ingest(fresh_warehouse, settings))
+    assert held.status == "held" and rows_kept(fresh_warehouse, "enrollment", held.file_id) == 20
+    enrollment_file(settings, d2, full)  # the same name, sent again whole
+    again = only(ingest(fresh_warehouse, settings))
+    assert again.status == "loaded" and core_count(fresh_warehouse, "enrollment", d2) == 60
+    assert file_row(fresh_warehouse, held.file_id)["status"] == "superseded"
+    with fresh_warehouse.connect() as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f"staging.enrollment_f{held.file_id}",)).fetchone()[0] is None
+    assert cli.main(["release", str(held.file_id), "--warehouse", fresh_warehouse.url]) == 2
+    assert "is not held (status superseded)" in capsys.readouterr().err

@@ -324,6 +324,13 @@ def load_file(warehouse: Warehouse, file_id: int, release: bool = False) -> File
         conn.execute(
             "UPDATE ingest.files SET status = 'superseded' WHERE extract = %s AND as_of = %s "
             "AND status = 'loaded' AND file_id <> %s", (extract_name, as_of, file_id))
+        # An earlier held file of that date can no longer be released (release_file refuses): it is superseded
+        # too, and the staging table kept for its release goes (its rows stay in the archive and quarantine).
+        for (held,) in conn.execute(
+                "UPDATE ingest.files SET status = 'superseded' WHERE extract = %s AND as_of = %s AND status = 'held' "
+                "AND file_id < %s RETURNING file_id", (extract_name, as_of, file_id)).fetchall():
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS staging.{}").format(
+                sql.Identifier(file_table(extract_name, held))))
         if loaded + quarantined != received:
             raise RuntimeError(f"file {file_id} does not reconcile: received {received}, loaded {loaded}, "
                                f"quarantined {quarantined}")
