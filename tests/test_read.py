@@ -310,7 +310,8 @@ ALIKE_ROWS = {
     ),
 }
 ALIKE_FORMATS = (("E3", "yyyy-mm-dd"), ("E5", "mm-dd-yy"), ("E6", "yyyy-mm-dd h:mm:ss"), ("E7", 'yyyy"年"m"月"d"日"'),
-                 ("G3", "0.00"), ("G5", "#,##0"), ("H3", "#,##0.00"), ("A6", "@"), ("H6", "0"))
+                 ("G3", "0.00"), ("G5", "#,##0"), ("H3", "#,##0.00"), ("A6", "@"), ("H6", "0"),
+                 ("G6", "yyyy/m/d"))  # G6 holds 2958465: 9999-12-31, the last date
 
 
 @pytest.mark.parametrize("kind", sorted(ALIKE_ROWS))
@@ -335,6 +336,7 @@ def test_xlsx_read_with_calamine_gives_the_rows_openpyxl_gives(tmp_path, monkeyp
     if kind == "dates":
         assert [r["_row"] for r in rows] == [3, 5, 6, 7]
         assert rows[0]["completion_date"] == "2026-11-28" and rows[2]["completion_date"] == "2026-11-28 13:45:07"
+        assert rows[2]["training_subsidy"] == "9999-12-31"
     else:
         assert rows[0]["id_number"] == ID2[:6] + ID2[8:17] and rows[0]["institution"] == "123456789012345"
 
@@ -377,13 +379,41 @@ def test_xlsx_that_calamine_reads_differently_is_read_with_openpyxl(tmp_path, mo
         assert (rows, ext.header_row, ext.warnings) == read_as_openpyxl(path, monkeypatch)
 
 
-def test_xlsx_damaged_for_calamine_is_rejected_as_before(tmp_path):
+@pytest.mark.parametrize("member", ["xl/workbook.xml", "xl/styles.xml"])
+def test_xlsx_damaged_for_calamine_is_rejected_as_before(tmp_path, member):
     path = tmp_path / "training_20261128.xlsx"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("xl/workbook.xml", "<workbook><sheets>")
+        zf.writestr("xl/workbook.xml", "<workbook><sheets>" if member == "xl/workbook.xml" else "<workbook/>")
+        zf.writestr("xl/styles.xml", "<styleSheet><cellXfs>" if member == "xl/styles.xml" else "<styleSheet/>")
     with pytest.raises(FileRejected) as exc:
         open_extract(path, TRAINING)
     assert "已损坏" in exc.value.reason
+
+
+@pytest.mark.parametrize("where", ["after the declaration", "in a value"])
+def test_xlsx_carriage_return_in_the_xml(tmp_path, monkeypatch, where):
+    """Excel writes CRLF after each part's XML declaration: calamine reads that workbook. A raw CR in a
+    value (not &#13;) is a line feed to openpyxl's parser, not to calamine's: openpyxl reads that one."""
+    path = _xlsx_with(tmp_path, "铜梁&职校")
+    with zipfile.ZipFile(path) as zf:
+        parts = {i.filename: zf.read(i) for i in zf.infolist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    assert parts[sheet].startswith(b"<") and b"\r" not in parts[sheet] and b"&amp;" in parts[sheet]
+    if where == "after the declaration":
+        parts[sheet] = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n' + parts[sheet]
+    else:
+        parts[sheet] = parts[sheet].replace(b"&amp;", b"\r")
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    ext = open_extract(path, TRAINING)
+    reader = type(ext._workbook).__name__
+    rows = rows_of(ext)
+    if where == "after the declaration":
+        assert reader == "_CalamineBook" and rows[-1]["institution"] == "铜梁&职校"
+    else:
+        assert reader == "_OpenpyxlBook" and rows[-1]["institution"] == "铜梁\n职校"
+    assert rows == read_as_openpyxl(path, monkeypatch)[0]
 
 
 # ----------------------------------------------------------------------------------------- Parquet

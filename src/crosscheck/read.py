@@ -653,12 +653,13 @@ def _load_workbook(path: Path):
 # before, otherwise. tests/test_read.py checks that both readers give the same rows.
 
 _ALIKE_MAX_XML_BYTES = 256 << 20  # above this, openpyxl streams the sheet instead of holding it
-# XML that calamine reads differently: error and ISO-date cells, _xHHHH_ escapes, phonetic runs, raw CRs
-_UNLIKE_XML = (b't="e"', b"t='e'", b't="d"', b"t='d'", b"_x", b"<rPh", b"\r")
+# XML that calamine reads differently: error and ISO-date cells, _xHHHH_ escapes, phonetic runs, a CR in
+# text (expat makes it a line feed; a CR between tags, as after Excel's XML declaration, is dropped
+# before the search), and UTF-16 (its NUL bytes)
+_UNLIKE_XML = (b't="e"', b"t='e'", b't="d"', b"t='d'", b"_x", b"<rPh", b"\r", b"\x00")
 # number formats (cellXfs) that both read alike, as tests/test_read.py checks: built-in ids, format codes
-_ALIKE_BUILTIN_FORMATS = {0, 1, 2, 3, 4, 9, 10, 11, 14, 49}
-_ALIKE_DATE_FORMATS = {"yyyy-mm-dd", "yyyy/m/d", "yyyy/mm/dd", "yyyy-mm-dd h:mm:ss", 'yyyy"年"m"月"d"日"'}
-_ALIKE_FORMATS = {"General", "0", "0.00", "#,##0", "#,##0.00", "@", *_ALIKE_DATE_FORMATS}
+_ALIKE_BUILTIN_FORMATS = {0, 1, 2, 3, 4, 14, 49}
+_ALIKE_DATE_FORMATS = {"yyyy-mm-dd", "yyyy/m/d", "yyyy-mm-dd h:mm:ss", 'yyyy"年"m"月"d"日"'}
 _MAX_SERIAL_DATE = 2958465  # 9999-12-31: a larger number in a date cell is an error to openpyxl
 _SPREADSHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 
@@ -683,9 +684,9 @@ def _calamine_reads_alike(path: Path) -> bool | None:
             for xf in xfs if xfs is not None else ():
                 number_format = xf.get("numFmtId", "0")
                 if number_format in codes:
-                    if codes[number_format] not in _ALIKE_FORMATS:
+                    if codes[number_format] not in _ALIKE_DATE_FORMATS:
                         return None
-                    has_dates |= codes[number_format] in _ALIKE_DATE_FORMATS
+                    has_dates = True
                 elif not number_format.isdigit() or int(number_format) not in _ALIKE_BUILTIN_FORMATS:
                     return None
                 else:
@@ -694,7 +695,8 @@ def _calamine_reads_alike(path: Path) -> bool | None:
             with zf.open(info) as member:
                 tail = b""
                 while chunk := member.read(_CHUNK):
-                    if any(mark in tail + chunk for mark in _UNLIKE_XML):
+                    data = (tail + chunk).replace(b">\r\n<", b"><")
+                    if any(mark in data for mark in _UNLIKE_XML):
                         return None
                     tail = chunk[-8:]
     return has_dates
@@ -756,7 +758,10 @@ class _CalamineBook:
 
 def _open_book(path: Path):
     """The workbook with calamine when it reads it as openpyxl would, else with openpyxl."""
-    has_dates = _calamine_reads_alike(path)
+    try:
+        has_dates = _calamine_reads_alike(path)
+    except Exception:  # a damaged zip member or XML: openpyxl words the rejection, as before
+        has_dates = None
     if has_dates is not None:
         try:
             return _CalamineBook(path, has_dates)
