@@ -439,6 +439,16 @@ def test_parquet_cast_to_string_and_row_numbers(tmp_path):
     assert rows[1]["qualified"] == "false" and rows[1]["institution"] is None
 
 
+def test_parquet_empty_string_is_null_like_a_missing_value(tmp_path):
+    path = tmp_path / "training_20261128.parquet"
+    pq.write_table(pa.table({"身份证号": [ID1, ID2], "姓名": ["张三", ""], "培训工种": ["焊工", "厨师"],
+                             "结业日期": ["2026-11-28", "2026-11-28"]}), path)
+    rows = rows_of(open_extract(path, TRAINING))
+    assert [r["name"] for r in rows] == ["张三", None] and [r["trade"] for r in rows] == ["焊工", "厨师"]
+    trades = pa.array(["焊工", None])
+    assert read._to_string(trades) is trades  # no empty string: the column is not copied
+
+
 def test_parquet_float_id_is_damage(tmp_path):
     path = tmp_path / "training_20261128.parquet"
     pq.write_table(

@@ -463,6 +463,8 @@ def _to_string(arr: pa.Array) -> pa.Array:
         arr = arr.cast(pa.date32())
     if not pa.types.is_string(arr.type):
         arr = arr.cast(pa.string())
+    if pc.min(pc.binary_length(arr)).as_py() != 0:  # no empty string (the usual): no copy of the column
+        return arr
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
