@@ -29,8 +29,9 @@ from pathlib import Path
 
 
 def _server_cpu(postmaster_pid: int) -> float:
-    """CPU seconds of the embedded server's processes (the postmaster's children; ended ones are lost,
-    so this is taken around each file while its connections are still open or just closed)."""
+    """CPU seconds of the embedded server's processes: the postmaster and its children, with the children
+    that ended (a closed connection's backend counts in the postmaster's children times once reaped).
+    Background processes (checkpointer, autovacuum) are in it too: run nothing else on that server."""
     import psutil
 
     total = 0.0
