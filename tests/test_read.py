@@ -341,6 +341,21 @@ def test_xlsx_read_with_calamine_gives_the_rows_openpyxl_gives(tmp_path, monkeyp
         assert rows[0]["id_number"] == ID2[:6] + ID2[8:17] and rows[0]["institution"] == "123456789012345"
 
 
+def test_xlsx_rejection_lists_the_headers_as_openpyxl_read_them(tmp_path, monkeypatch):
+    wb = Workbook()
+    wb.active.append(["身份证号", "姓名", datetime(2026, 11, 28), 2026, 0.5])  # no 培训工种 nor 结业日期
+    path = tmp_path / "training_20261128.xlsx"
+    wb.save(path)
+    with monkeypatch.context() as patch, pytest.raises(FileRejected) as fast:
+        patch.setattr(read, "_OpenpyxlBook", None)  # read with calamine to the end
+        open_extract(path, TRAINING)
+    with monkeypatch.context() as patch, pytest.raises(FileRejected) as exact:
+        patch.setattr(read, "_calamine_reads_alike", lambda path: None)
+        open_extract(path, TRAINING)
+    assert (fast.value.reason, fast.value.details) == (exact.value.reason, exact.value.details)
+    assert fast.value.details["headers_found"] == ["身份证号", "姓名", "2026-11-28 00:00:00", "2026", "0.5"]
+
+
 def _xlsx_with(tmp_path, value, number_format=None, at_row=3):
     """A training workbook whose cell 培训机构 (D) of row ``at_row`` holds ``value`` (rows 2.. are data)."""
     wb = Workbook()

@@ -750,6 +750,8 @@ class _CalamineBook:
             return int(value) if value.is_integer() else value  # openpyxl: a number without a point is an int
         if isinstance(value, time | timedelta):
             raise _NotAlike  # times of day and durations: openpyxl rounds them its own way
+        if type(value) is date:  # openpyxl gives a date cell as a datetime, midnight for a date alone
+            return datetime(value.year, value.month, value.day)
         return None if value == "" else value  # an empty cell
 
     def close(self) -> None:
