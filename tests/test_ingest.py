@@ -34,7 +34,8 @@ from helpers import (
     unique_as_of,
 )
 
-from crosscheck.ingest import stage_drop
+from crosscheck.contracts import contracts
+from crosscheck.ingest import _staged_schema, stage_drop
 from crosscheck.normalise import check_char
 from crosscheck.pickup import scan
 from crosscheck.validate import suite_path
@@ -313,6 +314,22 @@ def test_nul_character_quarantines_the_row_not_the_department(warehouse, setting
     assert (out.status, out.rows_loaded, out.rows_quarantined) == ("loaded", 1, 1), out
     [q] = quarantined(warehouse, out.file_id)
     assert (q["row_number"], q["column_name"], q["value_raw"]) == (3, "name", "张\\x00三")
+
+
+def test_binary_copy_sends_every_staged_column_in_its_table_type(warehouse):
+    """COPY BINARY takes no conversion: an int8 sent for an integer column, or a column out of place,
+    fails the file. What _copy_to_staging sends is the core table's columns (staging tables are LIKE
+    them), for every extract."""
+    pg_types = {pa.string(): "text", pa.date32(): "date", pa.decimal128(14, 2): "numeric(14,2)",
+                pa.int32(): "integer", pa.int64(): "bigint", pa.bool_(): "boolean"}
+    with warehouse.connect() as conn:
+        for extract, contract in contracts().items():
+            schema = _staged_schema(contract)
+            table = dict(conn.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+                (f"core.{extract}",)).fetchall())
+            assert {f.name: pg_types[f.type] for f in schema} == table, extract
 
 
 # ------------------------------------------------------------------------------- drops over time

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import zipfile
-from datetime import date, datetime
+from contextlib import nullcontext
+from datetime import date, datetime, time
 from types import SimpleNamespace
 
 import pyarrow as pa
@@ -15,7 +16,7 @@ from stdnum.cn import ric
 from crosscheck import read
 from crosscheck.contracts import contracts
 from crosscheck.normalise import normalise_id
-from crosscheck.read import FileRejected, header_key, match_headers, open_extract
+from crosscheck.read import HEADER_SEARCH_ROWS, FileRejected, header_key, match_headers, open_extract
 
 
 def make_id(region: str = "500151", birth: str = "19900101", seq: str = "123") -> str:
@@ -285,6 +286,151 @@ def test_zip_that_is_not_a_workbook_rejected(tmp_path):
         open_extract(path, TRAINING)
 
 
+def read_as_openpyxl(path, monkeypatch) -> tuple[list[dict], int, list[str]]:
+    """The rows, header row and warnings that openpyxl alone gives (the reader before python-calamine)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(read, "_calamine_reads_alike", lambda path: None)
+        ext = open_extract(path, TRAINING)
+        assert type(ext._workbook).__name__ == "_OpenpyxlBook"
+        return rows_of(ext), ext.header_row, ext.warnings
+
+
+ALIKE_ROWS = {
+    # date cells, several number formats: numbers up to 9999-12-31's serial (a larger one may be a date cell's error)
+    "dates": (
+        [ID1, " 张三 ", "焊工", "", datetime(2026, 11, 28), "是", 1500, 200.5, 0.1 + 0.2],
+        [None] * 8,
+        [ID2, "李四", "焊工", "铜梁职校", date(2026, 11, 28), True, 1500.0, 3, "备注"],
+        [ID3, "王五·小", "厨师", None, datetime(2026, 11, 28, 13, 45, 7), False, 2958465, 1e-7],
+        ["", "赵六", "厨师", None, 46354, 0, "1,500", None],
+    ),
+    # no date format: numbers up to 15 digits, as Excel keeps them (a legacy ID stored as a number)
+    "numbers": (
+        [int(ID2[:6] + ID2[8:17]), "李四", "焊工", 123456789012345, "2026-11-28", 1, -1500.25, -3, 999999999999999],
+    ),
+}
+ALIKE_FORMATS = (("E3", "yyyy-mm-dd"), ("E5", "mm-dd-yy"), ("E6", "yyyy-mm-dd h:mm:ss"), ("E7", 'yyyy"年"m"月"d"日"'),
+                 ("G3", "0.00"), ("G5", "#,##0"), ("H3", "#,##0.00"), ("A6", "@"), ("H6", "0"),
+                 ("G6", "yyyy/m/d"))  # G6 holds 2958465: 9999-12-31, the last date
+
+
+@pytest.mark.parametrize("kind", sorted(ALIKE_ROWS))
+def test_xlsx_read_with_calamine_gives_the_rows_openpyxl_gives(tmp_path, monkeypatch, kind):
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["铜梁区职业技能培训", None, 2026])  # a title row with a number in it
+    ws.append([*HEADER.split(","), "备注"])
+    for row in ALIKE_ROWS[kind]:
+        ws.append(row)
+    for cell, number_format in ALIKE_FORMATS if kind == "dates" else ():
+        ws[cell].number_format = number_format
+    path = tmp_path / "training_20261128.xlsx"
+    wb.save(path)
+    ext = open_extract(path, TRAINING)
+    assert type(ext._workbook).__name__ == "_CalamineBook"
+    with monkeypatch.context() as patch:  # and not given up half-way for openpyxl either
+        patch.setattr(read, "_OpenpyxlBook", None)
+        rows = rows_of(ext)
+    assert (rows, ext.header_row, ext.warnings) == read_as_openpyxl(path, monkeypatch)
+    assert ext.warnings == ["已忽略约定之外的列：备注", "表头在第2行，已跳过上方的标题行"]
+    if kind == "dates":
+        assert [r["_row"] for r in rows] == [3, 5, 6, 7]
+        assert rows[0]["completion_date"] == "2026-11-28" and rows[2]["completion_date"] == "2026-11-28 13:45:07"
+        assert rows[2]["training_subsidy"] == "9999-12-31"
+    else:
+        assert rows[0]["id_number"] == ID2[:6] + ID2[8:17] and rows[0]["institution"] == "123456789012345"
+
+
+def test_xlsx_rejection_lists_the_headers_as_openpyxl_read_them(tmp_path, monkeypatch):
+    wb = Workbook()
+    wb.active.append(["身份证号", "姓名", datetime(2026, 11, 28), 2026, 0.5])  # no 培训工种 nor 结业日期
+    path = tmp_path / "training_20261128.xlsx"
+    wb.save(path)
+    with monkeypatch.context() as patch, pytest.raises(FileRejected) as fast:
+        patch.setattr(read, "_OpenpyxlBook", None)  # read with calamine to the end
+        open_extract(path, TRAINING)
+    with monkeypatch.context() as patch, pytest.raises(FileRejected) as exact:
+        patch.setattr(read, "_calamine_reads_alike", lambda path: None)
+        open_extract(path, TRAINING)
+    assert (fast.value.reason, fast.value.details) == (exact.value.reason, exact.value.details)
+    assert fast.value.details["headers_found"] == ["身份证号", "姓名", "2026-11-28 00:00:00", "2026", "0.5"]
+
+
+def _xlsx_with(tmp_path, value, number_format=None, at_row=3):
+    """A training workbook whose cell 培训机构 (D) of row ``at_row`` holds ``value`` (rows 2.. are data)."""
+    wb = Workbook()
+    ws = wb.active
+    ws.append(HEADER.split(","))
+    for _ in range(2, at_row + 1):
+        ws.append([ID1, "张三", "焊工", None, datetime(2026, 11, 28), "是", 1500, None])
+    ws.cell(row=at_row, column=4, value=value)
+    if number_format:
+        ws.cell(row=at_row, column=4).number_format = number_format
+    path = tmp_path / "training_20261128.xlsx"
+    wb.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("value", "number_format", "expected"),
+    [
+        ("#N/A", None, "#N/A"),  # an error cell: calamine gives it empty
+        ("_x000D_", None, "_x000D_"),  # calamine decodes the escape
+        (1234567890123456, None, "1234567890123456"),  # calamine: a float, its last digits lost
+        (time(13, 45), None, "13:45:00"),  # a time of day
+        (datetime(2026, 11, 28), "dd/mm/yyyy", "2026-11-28"),  # a number format not known to be read alike
+        (3_000_000, "yyyy-mm-dd", "#VALUE!"),  # beyond 9999-12-31 in a date cell: an error to openpyxl
+    ],
+)
+@pytest.mark.parametrize("at_row", [3, HEADER_SEARCH_ROWS + 5])  # while the header is searched, or later
+def test_xlsx_that_calamine_reads_differently_is_read_with_openpyxl(tmp_path, monkeypatch, value, number_format,
+                                                                     expected, at_row):
+    path = _xlsx_with(tmp_path, value, number_format, at_row)
+    with pytest.warns(UserWarning) if expected == "#VALUE!" else nullcontext():
+        ext = open_extract(path, TRAINING)
+        rows = rows_of(ext)
+    assert rows[-1]["institution"] == expected and rows[-1]["_row"] == at_row
+    with pytest.warns(UserWarning) if expected == "#VALUE!" else nullcontext():
+        assert (rows, ext.header_row, ext.warnings) == read_as_openpyxl(path, monkeypatch)
+
+
+@pytest.mark.parametrize("member", ["xl/workbook.xml", "xl/styles.xml"])
+def test_xlsx_damaged_for_calamine_is_rejected_as_before(tmp_path, member):
+    path = tmp_path / "training_20261128.xlsx"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("xl/workbook.xml", "<workbook><sheets>" if member == "xl/workbook.xml" else "<workbook/>")
+        zf.writestr("xl/styles.xml", "<styleSheet><cellXfs>" if member == "xl/styles.xml" else "<styleSheet/>")
+    with pytest.raises(FileRejected) as exc:
+        open_extract(path, TRAINING)
+    assert "已损坏" in exc.value.reason
+
+
+@pytest.mark.parametrize("where", ["after the declaration", "in a value"])
+def test_xlsx_carriage_return_in_the_xml(tmp_path, monkeypatch, where):
+    """Excel writes CRLF after each part's XML declaration: calamine reads that workbook. A raw CR in a
+    value (not &#13;) is a line feed to openpyxl's parser, not to calamine's: openpyxl reads that one."""
+    path = _xlsx_with(tmp_path, "铜梁&职校")
+    with zipfile.ZipFile(path) as zf:
+        parts = {i.filename: zf.read(i) for i in zf.infolist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    assert parts[sheet].startswith(b"<") and b"\r" not in parts[sheet] and b"&amp;" in parts[sheet]
+    if where == "after the declaration":
+        parts[sheet] = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n' + parts[sheet]
+    else:
+        parts[sheet] = parts[sheet].replace(b"&amp;", b"\r")
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    ext = open_extract(path, TRAINING)
+    reader = type(ext._workbook).__name__
+    rows = rows_of(ext)
+    if where == "after the declaration":
+        assert reader == "_CalamineBook" and rows[-1]["institution"] == "铜梁&职校"
+    else:
+        assert reader == "_OpenpyxlBook" and rows[-1]["institution"] == "铜梁\n职校"
+    assert rows == read_as_openpyxl(path, monkeypatch)[0]
+
+
 # ----------------------------------------------------------------------------------------- Parquet
 
 
@@ -306,6 +452,16 @@ def test_parquet_cast_to_string_and_row_numbers(tmp_path):
     assert [r["_row"] for r in rows] == [2, 4]  # the all-null row is skipped
     assert rows[0]["completion_date"] == "2026-11-28" and rows[0]["training_subsidy"] == "1500"
     assert rows[1]["qualified"] == "false" and rows[1]["institution"] is None
+
+
+def test_parquet_empty_string_is_null_like_a_missing_value(tmp_path):
+    path = tmp_path / "training_20261128.parquet"
+    pq.write_table(pa.table({"身份证号": [ID1, ID2], "姓名": ["张三", ""], "培训工种": ["焊工", "厨师"],
+                             "结业日期": ["2026-11-28", "2026-11-28"]}), path)
+    rows = rows_of(open_extract(path, TRAINING))
+    assert [r["name"] for r in rows] == ["张三", None] and [r["trade"] for r in rows] == ["焊工", "厨师"]
+    trades = pa.array(["焊工", None])
+    assert read._to_string(trades) is trades  # no empty string: the column is not copied
 
 
 def test_parquet_float_id_is_damage(tmp_path):

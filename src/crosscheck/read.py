@@ -33,7 +33,7 @@ import unicodedata
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -206,7 +206,7 @@ class Extract:
     _record_offset: int = 0  # CSV: physical lines minus logical records before the first data record
     _workbook: Any = field(
         default=None, repr=False
-    )  # XLSX: the workbook opened by open_extract (reused once)
+    )  # XLSX: the workbook (_CalamineBook or _OpenpyxlBook) opened by open_extract (reused once)
 
     @property
     def columns(self) -> list[str]:
@@ -382,32 +382,41 @@ class Extract:
     # -- XLSX
     def _xlsx_batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         # loading a workbook parses its shared strings (seconds for big files): reuse the one from open_extract
-        wb, self._workbook = self._workbook, None
-        if wb is None:
-            wb = _load_workbook(self.path)
+        book, self._workbook = self._workbook, None
+        if book is None:
+            book = _open_book(self.path)
         try:
-            ws = wb[self.sheet]
-            conv = {i: _cell_converter(self.contract.column(name).type) for name, i in self._mapping.items()}
-            names = {i: name for name, i in self._mapping.items()}
-            buf: dict[int, list] = {i: [] for i in names}
-            rownums: list[int] = []
-            for r, row in enumerate(
-                ws.iter_rows(min_row=self.header_row + 1, values_only=True), self.header_row + 1
-            ):
-                if not any(v is not None and (not isinstance(v, str) or v.strip()) for v in row):
-                    continue
-                width = len(row)
-                for i, f in conv.items():
-                    buf[i].append(f(row[i]) if i < width else None)
-                rownums.append(r)
-                if len(rownums) >= batch_size:
-                    yield self._xlsx_batch(buf, names, rownums)
-                    buf = {i: [] for i in names}
-                    rownums = []
-            if rownums:
-                yield self._xlsx_batch(buf, names, rownums)
+            if isinstance(book, _CalamineBook):
+                try:  # read whole before the first batch is yielded: a value it reads differently may come last
+                    batches = list(self._xlsx_read(book, batch_size))
+                except _NotAlike:
+                    book.close()
+                    book = _OpenpyxlBook(self.path)
+                else:
+                    yield from batches
+                    return
+            yield from self._xlsx_read(book, batch_size)
         finally:
-            wb.close()
+            book.close()
+
+    def _xlsx_read(self, book, batch_size: int) -> Iterator[pa.RecordBatch]:
+        conv = {i: _cell_converter(self.contract.column(name).type) for name, i in self._mapping.items()}
+        names = {i: name for name, i in self._mapping.items()}
+        buf: dict[int, list] = {i: [] for i in names}
+        rownums: list[int] = []
+        for r, row in book.rows(self.sheet, self.header_row + 1):
+            if not any(v is not None and (not isinstance(v, str) or v.strip()) for v in row):
+                continue
+            width = len(row)
+            for i, f in conv.items():
+                buf[i].append(f(row[i]) if i < width else None)
+            rownums.append(r)
+            if len(rownums) >= batch_size:
+                yield self._xlsx_batch(buf, names, rownums)
+                buf = {i: [] for i in names}
+                rownums = []
+        if rownums:
+            yield self._xlsx_batch(buf, names, rownums)
 
     def _xlsx_batch(self, buf: dict[int, list], names: dict[int, str], rownums: list[int]) -> pa.RecordBatch:
         source = {names[i]: pa.array(vals, pa.string()) for i, vals in buf.items()}
@@ -454,6 +463,8 @@ def _to_string(arr: pa.Array) -> pa.Array:
         arr = arr.cast(pa.date32())
     if not pa.types.is_string(arr.type):
         arr = arr.cast(pa.string())
+    if pc.min(pc.binary_length(arr)).as_py() != 0:  # no empty string (the usual): no copy of the column
+        return arr
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
@@ -635,32 +646,169 @@ def _load_workbook(path: Path):
         ) from None
 
 
+# XLSX readers. python-calamine (Rust) reads a big sheet some ten times faster than openpyxl's read-only
+# mode (docs/benchmark.md, session 6), but reads a few things differently: an error cell (#N/A) comes back
+# empty, _xHHHH_ escapes are decoded, number formats are judged dates by its own rules, every number is a
+# float (an integer of 16+ digits loses its last digits), and the whole sheet is held in memory. So a
+# workbook is read with calamine only when it holds none of those — checked on the zip's XML before
+# (_calamine_reads_alike) and on the values while reading (_CalamineBook.rows) — and with openpyxl, as
+# before, otherwise. tests/test_read.py checks that both readers give the same rows.
+
+_ALIKE_MAX_XML_BYTES = 256 << 20  # above this, openpyxl streams the sheet instead of holding it
+# XML that calamine reads differently: error and ISO-date cells, _xHHHH_ escapes, phonetic runs, a CR in
+# text (expat makes it a line feed; a CR between tags, as after Excel's XML declaration, is dropped
+# before the search), and UTF-16 (its NUL bytes)
+_UNLIKE_XML = (b't="e"', b"t='e'", b't="d"', b"t='d'", b"_x", b"<rPh", b"\r", b"\x00")
+# number formats (cellXfs) that both read alike, as tests/test_read.py checks: built-in ids, format codes
+_ALIKE_BUILTIN_FORMATS = {0, 1, 2, 3, 4, 14, 49}
+_ALIKE_DATE_FORMATS = {"yyyy-mm-dd", "yyyy/m/d", "yyyy-mm-dd h:mm:ss", 'yyyy"年"m"月"d"日"'}
+_MAX_SERIAL_DATE = 2958465  # 9999-12-31: a larger number in a date cell is an error to openpyxl
+_SPREADSHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+class _NotAlike(Exception):
+    """calamine would read this workbook differently from openpyxl: read it with openpyxl."""
+
+
+def _calamine_reads_alike(path: Path) -> bool | None:
+    """None when calamine may read the workbook differently from openpyxl; else whether it has date formats."""
+    from xml.etree import ElementTree
+
+    with zipfile.ZipFile(path) as zf:
+        infos = [i for i in zf.infolist() if i.filename.endswith(".xml") and not i.filename.startswith("xl/theme/")]
+        if sum(i.file_size for i in infos) > _ALIKE_MAX_XML_BYTES:
+            return None
+        has_dates = False
+        if "xl/styles.xml" in zf.namelist():
+            styles = ElementTree.fromstring(zf.read("xl/styles.xml"))
+            codes = {f.get("numFmtId"): f.get("formatCode") for f in styles.iter(f"{_SPREADSHEET_NS}numFmt")}
+            xfs = styles.find(f"{_SPREADSHEET_NS}cellXfs")
+            for xf in xfs if xfs is not None else ():
+                number_format = xf.get("numFmtId", "0")
+                if number_format in codes:
+                    if codes[number_format] not in _ALIKE_DATE_FORMATS:
+                        return None
+                    has_dates = True
+                elif not number_format.isdigit() or int(number_format) not in _ALIKE_BUILTIN_FORMATS:
+                    return None
+                else:
+                    has_dates |= number_format == "14"
+        for info in infos:
+            with zf.open(info) as member:
+                tail = b""
+                while chunk := member.read(_CHUNK):
+                    data = (tail + chunk).replace(b">\r\n<", b"><")
+                    if any(mark in data for mark in _UNLIKE_XML):
+                        return None
+                    tail = chunk[-8:]
+    return has_dates
+
+
+class _OpenpyxlBook:
+    """A workbook read with openpyxl (read-only, streaming): any workbook."""
+
+    def __init__(self, path: Path):
+        self._book = _load_workbook(path)
+        self.sheetnames = self._book.sheetnames
+
+    def rows(self, sheet: str, first: int, last: int | None = None) -> Iterator[tuple[int, tuple]]:
+        """(Excel row number, cell values) from row ``first`` to ``last`` (or the end), empty rows too."""
+        return enumerate(self._book[sheet].iter_rows(min_row=first, max_row=last, values_only=True), first)
+
+    def close(self) -> None:
+        self._book.close()
+
+
+class _CalamineBook:
+    """A workbook read with python-calamine; its values as openpyxl gives them, or _NotAlike."""
+
+    def __init__(self, path: Path, has_dates: bool):
+        from python_calamine import CalamineWorkbook
+
+        try:
+            self._book = CalamineWorkbook.from_path(path)
+        except Exception:  # a damaged file: openpyxl words the rejection, as before
+            raise _NotAlike from None
+        self.sheetnames = self._book.sheet_names
+        self._has_dates = has_dates
+        self._sheets: dict[str, list[list[Any]]] = {}
+
+    def rows(self, sheet: str, first: int, last: int | None = None) -> Iterator[tuple[int, tuple]]:
+        if sheet not in self._sheets:
+            try:  # rows from A1 on, as openpyxl numbers them
+                self._sheets[sheet] = self._book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+            except Exception:
+                raise _NotAlike from None
+        data = self._sheets[sheet]
+        for number in range(first, min(len(data), last or len(data)) + 1):
+            yield number, tuple(map(self._as_openpyxl, data[number - 1]))
+
+    def _as_openpyxl(self, value: Any) -> Any:
+        if type(value) is float:
+            if abs(value) >= 1e15 or (self._has_dates and not 0 <= value <= _MAX_SERIAL_DATE):
+                raise _NotAlike  # openpyxl has its exact digits, or an error / a date before 1900 of a date cell
+            return int(value) if value.is_integer() else value  # openpyxl: a number without a point is an int
+        if isinstance(value, time | timedelta):
+            raise _NotAlike  # times of day and durations: openpyxl rounds them its own way
+        if type(value) is date:  # openpyxl gives a date cell as a datetime, midnight for a date alone
+            return datetime(value.year, value.month, value.day)
+        return None if value == "" else value  # an empty cell
+
+    def close(self) -> None:
+        book, self._book = self._book, None
+        if book is not None:
+            book.close()
+
+
+def _open_book(path: Path):
+    """The workbook with calamine when it reads it as openpyxl would, else with openpyxl."""
+    try:
+        has_dates = _calamine_reads_alike(path)
+    except Exception:  # a damaged zip member or XML: openpyxl words the rejection, as before
+        has_dates = None
+    if has_dates is not None:
+        try:
+            return _CalamineBook(path, has_dates)
+        except _NotAlike:
+            pass
+    return _OpenpyxlBook(path)
+
+
 def _open_xlsx(path: Path, contract: Contract, max_uncompressed: int | None = None) -> Extract:
     _check_zip(path, max_uncompressed)
-    wb = _load_workbook(path)
+    book = _open_book(path)
     try:
-        wanted = {header_key(contract.extract), header_key(contract.title)}
-        sheet = next((n for n in wb.sheetnames if header_key(n) in wanted), None)
-        warnings = []
-        if sheet is None:
-            if not wb.sheetnames:
-                raise FileRejected("Excel文件中没有工作表", {})
-            sheet = wb.sheetnames[0]
-            if len(wb.sheetnames) > 1:
-                warnings.append(f"工作簿有{len(wb.sheetnames)}个工作表，使用第一个「{sheet}」")
-        ws = wb[sheet]
-        rows = []
-        for row in ws.iter_rows(min_row=1, max_row=HEADER_SEARCH_ROWS, values_only=True):
-            rows.append(list(row))
-        if not rows:
-            raise FileRejected(f"工作表「{sheet}」是空的", {"sheet": sheet})
         try:
-            idx, m = _find_header(rows, contract)
-        except FileRejected as exc:
-            exc.details["sheet"] = sheet
-            raise
+            ext = _inspect_xlsx(path, contract, book)
+        except _NotAlike:
+            book.close()
+            book = _OpenpyxlBook(path)
+            ext = _inspect_xlsx(path, contract, book)
     except BaseException:
-        wb.close()
+        book.close()
+        raise
+    ext._workbook = book
+    return ext
+
+
+def _inspect_xlsx(path: Path, contract: Contract, wb) -> Extract:
+    """The sheet, header row and mapping of an opened workbook."""
+    wanted = {header_key(contract.extract), header_key(contract.title)}
+    sheet = next((n for n in wb.sheetnames if header_key(n) in wanted), None)
+    warnings = []
+    if sheet is None:
+        if not wb.sheetnames:
+            raise FileRejected("Excel文件中没有工作表", {})
+        sheet = wb.sheetnames[0]
+        if len(wb.sheetnames) > 1:
+            warnings.append(f"工作簿有{len(wb.sheetnames)}个工作表，使用第一个「{sheet}」")
+    rows = [list(row) for _, row in wb.rows(sheet, 1, HEADER_SEARCH_ROWS)]
+    if not rows:
+        raise FileRejected(f"工作表「{sheet}」是空的", {"sheet": sheet})
+    try:
+        idx, m = _find_header(rows, contract)
+    except FileRejected as exc:
+        exc.details["sheet"] = sheet
         raise
     ext = Extract(
         path=path,
@@ -671,7 +819,6 @@ def _open_xlsx(path: Path, contract: Contract, max_uncompressed: int | None = No
         header_mapping=m.found,
         warnings=warnings + _header_warnings(m),
         _mapping=m.mapping,
-        _workbook=wb,
     )
     if idx:
         ext.warnings.append(f"表头在第{idx + 1}行，已跳过上方的标题行")
