@@ -16,8 +16,10 @@ from pathlib import Path
 CHECKSUMMED = ("mismatches", "kpis")  # the night's results (interface.md); run_bench.py prints their sha256
 
 
-def floor(landing: Path, warehouse) -> dict:
-    """Read every file into Arrow and COPY its raw columns as text into PostgreSQL: nothing else."""
+def floor(landing: Path, warehouse, xlsx_reader: str = "openpyxl") -> dict:
+    """Read every file into Arrow and COPY its raw columns as text into PostgreSQL: nothing else.
+    ``xlsx_reader``: openpyxl (the floor of every earlier session's table) or calamine (mode floor_calamine:
+    the reader the night uses for a workbook it reads alike since session 6, so the floor is not flattered)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -41,9 +43,15 @@ def floor(landing: Path, warehouse) -> dict:
             elif path.suffix == ".parquet":
                 table = pq.read_table(path)
             else:
-                book = load_workbook(path, read_only=True, data_only=True)
-                data = list(book.worksheets[0].iter_rows(values_only=True))
-                book.close()
+                if xlsx_reader == "calamine":
+                    from python_calamine import CalamineWorkbook
+
+                    data = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python(skip_empty_area=False)
+                    data = [[None if v == "" else v for v in r] for r in data]
+                else:
+                    book = load_workbook(path, read_only=True, data_only=True)
+                    data = list(book.worksheets[0].iter_rows(values_only=True))
+                    book.close()
                 width = max(len(r) for r in data)
                 # the header is the first row that fills most columns (title rows above it do not)
                 start = next(i for i, r in enumerate(data) if sum(v is not None for v in r) * 2 > width)
@@ -116,8 +124,8 @@ def main() -> None:
     warehouse = wh.open_warehouse(wh.with_database(server_url, database), create=True)
     started = time.perf_counter()
     try:
-        if mode == "floor":
-            report = floor(Path(landing), warehouse)
+        if mode in ("floor", "floor_calamine"):
+            report = floor(Path(landing), warehouse, "calamine" if mode == "floor_calamine" else "openpyxl")
         else:
             report = {"run": run, "gx_pandas": gx_pandas}[mode](Path(landing), date.fromisoformat(as_of), warehouse)
         seconds = time.perf_counter() - started

@@ -10,7 +10,9 @@ table and writes bench/results/<timestamp>.json.
 
 Measured per size (medians over --repeat runs):
   floor        read every landing file into Arrow (pyarrow / openpyxl) and COPY the raw columns into
-               PostgreSQL, nothing else — the physical floor of a night
+               PostgreSQL, nothing else — the physical floor of a night (the issue's reference)
+  floor_calamine the same with XLSX read by python-calamine, as the night reads a workbook since session 6
+               (not in the default modes; `--modes floor floor_calamine run`)
   run          `crosscheck run` end to end, with its stages (pick-up, read+normalise, GX validation,
                load, compare, indicators, report, work lists)
   gx_pandas    the same per-extract GX suites run on pandas DataFrames in memory (the way the GX
@@ -161,13 +163,16 @@ def main() -> None:
                     print(f"  {size:>9,} {mode}: the runs wrote DIFFERENT results: {distinct}", flush=True)
 
     print()
-    print(f"{'persons':>10} {'floor s':>8} {'run s':>8} {'run/floor':>9} {'GX pushdown s':>14} "
-          f"{'GX pandas s':>12} {'peak RSS MB':>12} {'PG RSS MB':>10}")
+    print(f"{'persons':>10} {'floor s':>8} {'run s':>8} {'run/floor':>9} {'floor_calamine s':>16} {'run/it':>7} "
+          f"{'GX pushdown s':>14} {'GX pandas s':>12} {'peak RSS MB':>12} {'PG RSS MB':>10}")
     for size, modes in results["sizes"].items():
         floor, run, pandas = modes.get("floor", {}), modes.get("run", {}), modes.get("gx_pandas", {})
+        fast = modes.get("floor_calamine", {})
         ratio = run.get("seconds", 0) / floor["seconds"] if floor.get("seconds") else float("nan")
+        fast_ratio = run.get("seconds", 0) / fast["seconds"] if fast.get("seconds") else float("nan")
         print(f"{size:>10,} {floor.get('seconds', float('nan')):>8.1f} {run.get('seconds', float('nan')):>8.1f} "
-              f"{ratio:>9.2f} {run.get('stages', {}).get('validate', float('nan')):>14.1f} "
+              f"{ratio:>9.2f} {fast.get('seconds', float('nan')):>16.1f} {fast_ratio:>7.2f} "
+              f"{run.get('stages', {}).get('validate', float('nan')):>14.1f} "
               f"{pandas.get('seconds', float('nan')):>12.1f} {run.get('peak_rss_mb', 0):>12} "
               f"{run.get('peak_postgres_rss_mb', 0):>10}")
     if any(m.get("run") for m in results["sizes"].values()):
