@@ -39,9 +39,10 @@ def cmd_generate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from crosscheck.pipeline import import_ahead, run_night
+    from crosscheck.pipeline import import_ahead, reading_process, run_night
     from crosscheck.settings import get_settings
 
+    reading_process()  # started now, its imports overlap the server's start
     import_ahead()
     settings = get_settings()
     result = run_night(
@@ -54,12 +55,13 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from crosscheck.generate import generate
-    from crosscheck.pipeline import import_ahead, run_night
+    from crosscheck.pipeline import import_ahead, reading_process, run_night
     from crosscheck.settings import get_settings
 
     settings = get_settings()
     demo_dir = settings.var_dir / "demo"
     as_of = args.date
+    reading_process()
     import_ahead()
     print(f"1/2 generating a district of {args.persons} persons in {demo_dir} …")
     generate(demo_dir, persons=args.persons, seed=args.seed, as_of=as_of)

@@ -20,10 +20,14 @@ steps' own taking of it a no-op, so its steps never wait for themselves.
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import multiprocessing
+import signal
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -71,6 +75,69 @@ def import_ahead() -> None:
     threading.Thread(target=imports, name="import-ahead", daemon=True).start()
 
 
+# ------------------------------------------------------------------------------- the reading process
+
+_reading_lock = threading.Lock()
+_reading_pool: ProcessPoolExecutor | None = None
+
+
+def reading_process() -> ProcessPoolExecutor:
+    """The second process ``crosscheck run`` reads and stages its files in, started once per process.
+
+    Reading and normalising a file is Python, and so is GX's validation: in one process they take turns
+    on one interpreter lock, however many threads. In a process of its own the reading runs on the other
+    core while this process imports GX and validates (at 100 k persons reading takes longer than
+    validating: the validation then overlaps it whole). Spawned, not forked: this process runs threads
+    (the import-ahead one) whose locks a fork would copy held. Started early (``crosscheck run`` starts it
+    first), its own imports overlap the embedded server's start."""
+    global _reading_pool
+    with _reading_lock:
+        if _reading_pool is None:
+            context = multiprocessing.get_context("spawn")
+            records = context.Queue()
+            logging.handlers.QueueListener(records, _ToOwnLogger()).start()
+            _reading_pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_reading_process_init,
+                                                initargs=(records, logging.getLogger().getEffectiveLevel()))
+            _reading_pool.submit(_warm_up_reading)  # a pool starts its process at the first task
+        return _reading_pool
+
+
+class _ToOwnLogger(logging.Handler):
+    """Hands a record of the reading process to this process's logger of the same name (its handlers:
+    the terminal, the log file)."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        logger = logging.getLogger(record.name)
+        if record.levelno >= logger.getEffectiveLevel():
+            logger.handle(record)
+        return True
+
+
+def _reading_process_init(records, level: int) -> None:
+    """In the reading process: its log records go, redacted, to the parent's handlers; Ctrl-C is for the
+    parent to handle (it stops the night, and with it this process)."""
+    from crosscheck.masking import RedactingFilter
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    to_parent = logging.handlers.QueueHandler(records)
+    to_parent.addFilter(RedactingFilter())  # as the parent's record factory does (masking.install_log_redaction)
+    root = logging.getLogger()
+    root.handlers[:] = [to_parent]
+    root.setLevel(level)
+
+
+def _warm_up_reading() -> None:
+    """What reading the first XLSX would otherwise import on the critical path."""
+    import openpyxl  # noqa: F401
+
+
+def _stage_timed(warehouse: Warehouse, drop, settings: Settings) -> tuple[FileOutcome, float]:
+    """stage_drop, and the seconds it took where it ran (the reading process's clock is not this one's)."""
+    started = time.perf_counter()
+    outcome = stage_drop(warehouse, drop, settings)
+    return outcome, time.perf_counter() - started
+
+
 def ingest_department(warehouse: Warehouse, department: str, landing: Path, settings: Settings,
                       timing: Timing | None = None) -> list[FileOutcome]:
     """Every file of one department's drop folder (see ingest_departments)."""
@@ -78,53 +145,60 @@ def ingest_department(warehouse: Warehouse, department: str, landing: Path, sett
 
 
 def ingest_departments(warehouse: Warehouse, departments, landing: Path, settings: Settings,
-                       night: date | None = None, timing: Timing | None = None) -> list[FileOutcome]:
+                       night: date | None = None, timing: Timing | None = None,
+                       read_in_process: bool = False) -> list[FileOutcome]:
     """Every file of the departments' drop folders, each in its own transactions: one bad file never
     stops the others. Infrastructure errors (database down) propagate so the task is retried.
 
-    Reading and normalising the next file (Python) overlaps with validating and loading the current
-    one (PostgreSQL, which the process otherwise waits for): one background thread stages files in
-    order while this thread validates, loads and writes receipts in the same order. GX runs in this
-    thread only. Stage timings then overlap, so they add up to more than the wall time.
+    Reading and normalising the next file overlaps with validating and loading the current one: files
+    are staged in order, one at a time, by a background thread — or, ``read_in_process``, by the reading
+    process (``reading_process``; ``crosscheck run``), where the reading does not share this process's
+    interpreter lock with GX — while this thread validates, loads and writes receipts in the same order.
+    GX runs in this thread only. Stage timings then overlap, so they add up to more than the wall time.
     """
     from crosscheck.validate import validate_file
 
-    stage = (timing or Timing()).stage
-    def staged(drop):
-        with stage(f"extract:{drop.extract}"), stage("read+normalise"):
-            return stage_drop(warehouse, drop, settings)
-
+    timing = timing or Timing()
+    stage = timing.stage
     with stage("pickup"):
         drops = scan(landing, settings, list(departments), night=night)
-    outcomes = []
-    if any(d.state == "ready" for d in drops):
+    ready = [d for d in drops if d.state == "ready"]
+    if ready:
         import_ahead()  # GX takes seconds to import: while the first file is read, not after
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
-        try:
-            futures = {id(d): pool.submit(staged, d) for d in drops if d.state == "ready"}
-            for drop in drops:
-                if drop.state == "waiting":
-                    log.info("%s/%s: waiting — %s", drop.department, drop.name, drop.reason)
-                    continue
-                if drop.state == "rejected":
-                    outcome = record_rejected_drop(warehouse, drop)
-                else:
-                    outcome = futures[id(drop)].result()
-                    if outcome.status == "staged":
-                        with stage(f"extract:{drop.extract}"):  # per extract, for rows/s in the benchmark
-                            with stage("validate"):
-                                validate_file(warehouse, outcome.file_id, settings.reports_dir / "data_docs")
-                            with stage("load"):  # or held: the previous snapshot stays in use
-                                outcome = load_or_hold(warehouse, outcome.file_id, settings)
-                if outcome is None or outcome.status == "skipped":
-                    continue
-                with stage("receipts"):
-                    write_receipt(warehouse, outcome.file_id, settings.outbox_dir)
-                (log.warning if outcome.status == "held" else log.info)("%s", outcome.summary())
-                outcomes.append(outcome)
-        finally:
-            # On an error, files not yet staged are left for the retry (a half-staged one is cleared then).
-            pool.shutdown(wait=True, cancel_futures=True)
+    pool = reading_process() if read_in_process else ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
+    futures = {id(d): pool.submit(_stage_timed, warehouse, d, settings) for d in ready}
+    outcomes = []
+    try:
+        for drop in drops:
+            if drop.state == "waiting":
+                log.info("%s/%s: waiting — %s", drop.department, drop.name, drop.reason)
+                continue
+            if drop.state == "rejected":
+                outcome = record_rejected_drop(warehouse, drop)
+            else:
+                outcome, seconds = futures[id(drop)].result()
+                timing.add(f"extract:{drop.extract}", seconds)  # per extract, for rows/s in the benchmark
+                timing.add("read+normalise", seconds)
+                if outcome.status == "staged":
+                    with stage(f"extract:{drop.extract}"):
+                        with stage("validate"):
+                            validate_file(warehouse, outcome.file_id, settings.reports_dir / "data_docs")
+                        with stage("load"):  # or held: the previous snapshot stays in use
+                            outcome = load_or_hold(warehouse, outcome.file_id, settings)
+            if outcome is None or outcome.status == "skipped":
+                continue
+            with stage("receipts"):
+                write_receipt(warehouse, outcome.file_id, settings.outbox_dir)
+            (log.warning if outcome.status == "held" else log.info)("%s", outcome.summary())
+            outcomes.append(outcome)
+    finally:
+        # On an error, files not yet staged are left for the retry (a half-staged one is cleared then);
+        # the one being staged is let finish, so that no staging outlives the call.
+        for future in futures.values():
+            future.cancel()
+        wait_for_futures(futures.values())
+        if not read_in_process:
+            pool.shutdown()
     return outcomes
 
 
@@ -311,7 +385,8 @@ def write_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Sett
 
 def run_night(landing: Path, as_of: date, warehouse_url: str | None, out_dir: Path | None,
               settings: Settings) -> NightResult:
-    """The whole night in this process: ingest every department, compare, publish; under the night lock."""
+    """The whole night: ingest every department (its files read in the reading process), compare,
+    publish; under the night lock."""
     from crosscheck.publishing import PublishError, check_out
     from crosscheck.warehouse import WarehouseMissing
 
@@ -335,7 +410,8 @@ def run_night(landing: Path, as_of: date, warehouse_url: str | None, out_dir: Pa
     try:
         with night_lock(warehouse):
             started = time.perf_counter()
-            result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings, night=as_of, timing=timing)
+            result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings, night=as_of, timing=timing,
+                                               read_in_process=True)
             result.seconds["ingest"] = time.perf_counter() - started
             step, started = "compare", time.perf_counter()
             result.compare = compare_night(warehouse, as_of, settings, timing)

@@ -1,0 +1,88 @@
+"""The night's ingest with its files read in the reading process (``crosscheck run``): the same files,
+rows, quarantine and receipts as when a thread reads them; its refusals, logs and errors reach the caller."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import date
+
+import psycopg
+import pytest
+from helpers import csv_bytes, make_settings, put, receipt, rows_of, throwaway_warehouse
+
+from crosscheck import warehouse as wh
+from crosscheck.generate import generate
+from crosscheck.pipeline import connection_lost, ingest_departments
+from crosscheck.settings import DEPARTMENTS
+from crosscheck.timing import Timing
+
+AS_OF = date(2026, 11, 28)
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory):
+    out = tmp_path_factory.mktemp("district")
+    generate(out, persons=500, seed=3, as_of=AS_OF)
+    return out / "landing"
+
+
+def _what_was_loaded(w: wh.Warehouse) -> dict:
+    """Per file name: its outcome's counts, its quarantined rows (row, rule) and its rows in core."""
+    with w.connect() as conn:
+        files = conn.execute("SELECT file_id, file_name, extract, status, rows_received, rows_loaded, rows_quarantined "
+                             "FROM ingest.files").fetchall()
+        loaded = {}
+        for file_id, name, extract, *counts in files:
+            quarantine = conn.execute("SELECT row_number, rule FROM ingest.quarantine WHERE file_id = %s "
+                                      "ORDER BY 1, 2", (file_id,)).fetchall()
+            # extract names come from the contracts in this repository
+            in_core = conn.execute(f"SELECT count(*) FROM core.{extract} WHERE file_id = %s",  # noqa: S608
+                                   (file_id,)).fetchone()[0]
+            loaded[name] = (*counts, quarantine, in_core)
+    return loaded
+
+
+def test_files_read_in_the_reading_process_load_as_when_a_thread_reads_them(landing, warehouse_server, tmp_path):
+    results = {}
+    for read_in_process in (False, True):
+        settings = make_settings(tmp_path / str(read_in_process), landing_dir=landing, quiet_period_seconds=0)
+        timing = Timing()
+        with throwaway_warehouse(warehouse_server) as w:
+            outcomes = ingest_departments(w, DEPARTMENTS, landing, settings, night=AS_OF, timing=timing,
+                                          read_in_process=read_in_process)
+            results[read_in_process] = _what_was_loaded(w)
+        assert {o.status for o in outcomes} == {"loaded"} and len(outcomes) == 9
+        for o in outcomes:  # every file has its receipt
+            assert receipt(settings, o.department, o.file_id)[0]
+        # the seconds spent reading, wherever it ran, are in the night's timings
+        assert timing.snapshot()["read+normalise"] > 0
+    assert results[True] == results[False]
+    assert any(quarantine for *_, quarantine, _ in results[True].values())  # the comparison compares something
+
+
+def test_the_reading_process_logs_through_this_process(fresh_warehouse, tmp_path, caplog):
+    """A warning of the staging (an earlier attempt at the file cleared) is logged in the reading process
+    and handled by this process's loggers, as when a thread stages the file."""
+    settings = make_settings(tmp_path)
+    name = f"residents_{AS_OF:%Y%m%d}.csv"
+    put(settings.landing_dir / "civil" / name, csv_bytes("residents", rows_of("residents", {})))
+    with fresh_warehouse.transaction() as conn:  # an attempt that died half-way
+        conn.execute("INSERT INTO ingest.files (department, extract, as_of, file_name, status) "
+                     "VALUES ('civil', 'residents', %s, %s, 'receiving')", (AS_OF, name))
+    with caplog.at_level(logging.INFO):
+        [outcome] = ingest_departments(fresh_warehouse, ["civil"], settings.landing_dir, settings, night=AS_OF,
+                                       read_in_process=True)
+    assert outcome.status == "loaded"
+    [cleared] = [r for r in caplog.records if "cleared unfinished attempt" in r.getMessage()]
+    assert (cleared.name, cleared.levelno) == ("crosscheck.ingest", logging.WARNING)
+    assert cleared.process != os.getpid()
+
+
+def test_the_warehouse_lost_in_the_reading_process_stops_the_ingest_as_lost(warehouse_server, tmp_path):
+    settings = make_settings(tmp_path)
+    put(settings.landing_dir / "civil" / f"deaths_{AS_OF:%Y%m%d}.csv", b"x")
+    gone = wh.Warehouse(wh.with_database(warehouse_server, "crosscheck_test_no_such_database"))
+    with pytest.raises(psycopg.OperationalError) as raised:
+        ingest_departments(gone, ["civil"], settings.landing_dir, settings, night=AS_OF, read_in_process=True)
+    assert connection_lost(raised.value)
