@@ -1,5 +1,6 @@
-"""The night's ingest with its files read in the reading process (``crosscheck run``): the same files,
-rows, quarantine and receipts as when a thread reads them; its refusals, logs and errors reach the caller."""
+"""The night with its helper process (``crosscheck run``): files read there load the same rows, quarantine
+and receipts as when a thread reads them, its logs and errors reach this process, and the reports drawn
+there are those drawn here."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from helpers import csv_bytes, make_settings, put, receipt, rows_of, throwaway_w
 
 from crosscheck import warehouse as wh
 from crosscheck.generate import generate
-from crosscheck.pipeline import connection_lost, ingest_departments
+from crosscheck.pipeline import (
+    compare_night,
+    connection_lost,
+    helper_process,
+    ingest_departments,
+    publish_night,
+)
 from crosscheck.settings import DEPARTMENTS
 from crosscheck.timing import Timing
 
@@ -43,15 +50,14 @@ def _what_was_loaded(w: wh.Warehouse) -> dict:
     return loaded
 
 
-def test_files_read_in_the_reading_process_load_as_when_a_thread_reads_them(landing, warehouse_server, tmp_path):
+def test_files_read_in_the_helper_process_load_as_when_a_thread_reads_them(landing, warehouse_server, tmp_path):
     results = {}
-    for read_in_process in (False, True):
-        settings = make_settings(tmp_path / str(read_in_process), landing_dir=landing, quiet_period_seconds=0)
+    for helper in (None, helper_process()):
+        settings = make_settings(tmp_path / str(helper is None), landing_dir=landing, quiet_period_seconds=0)
         timing = Timing()
         with throwaway_warehouse(warehouse_server) as w:
-            outcomes = ingest_departments(w, DEPARTMENTS, landing, settings, night=AS_OF, timing=timing,
-                                          read_in_process=read_in_process)
-            results[read_in_process] = _what_was_loaded(w)
+            outcomes = ingest_departments(w, DEPARTMENTS, landing, settings, night=AS_OF, timing=timing, helper=helper)
+            results[helper is not None] = _what_was_loaded(w)
         assert {o.status for o in outcomes} == {"loaded"} and len(outcomes) == 9
         for o in outcomes:  # every file has its receipt
             assert receipt(settings, o.department, o.file_id)[0]
@@ -61,8 +67,8 @@ def test_files_read_in_the_reading_process_load_as_when_a_thread_reads_them(land
     assert any(quarantine for *_, quarantine, _ in results[True].values())  # the comparison compares something
 
 
-def test_the_reading_process_logs_through_this_process(fresh_warehouse, tmp_path, caplog):
-    """A warning of the staging (an earlier attempt at the file cleared) is logged in the reading process
+def test_the_helper_process_logs_through_this_process(fresh_warehouse, tmp_path, caplog):
+    """A warning of the staging (an earlier attempt at the file cleared) is logged in the helper process
     and handled by this process's loggers, as when a thread stages the file."""
     settings = make_settings(tmp_path)
     name = f"residents_{AS_OF:%Y%m%d}.csv"
@@ -72,17 +78,29 @@ def test_the_reading_process_logs_through_this_process(fresh_warehouse, tmp_path
                      "VALUES ('civil', 'residents', %s, %s, 'receiving')", (AS_OF, name))
     with caplog.at_level(logging.INFO):
         [outcome] = ingest_departments(fresh_warehouse, ["civil"], settings.landing_dir, settings, night=AS_OF,
-                                       read_in_process=True)
+                                       helper=helper_process())
     assert outcome.status == "loaded"
     [cleared] = [r for r in caplog.records if "cleared unfinished attempt" in r.getMessage()]
     assert (cleared.name, cleared.levelno) == ("crosscheck.ingest", logging.WARNING)
     assert cleared.process != os.getpid()
 
 
-def test_the_warehouse_lost_in_the_reading_process_stops_the_ingest_as_lost(warehouse_server, tmp_path):
+def test_the_warehouse_lost_in_the_helper_process_stops_the_ingest_as_lost(warehouse_server, tmp_path):
     settings = make_settings(tmp_path)
     put(settings.landing_dir / "civil" / f"deaths_{AS_OF:%Y%m%d}.csv", b"x")
     gone = wh.Warehouse(wh.with_database(warehouse_server, "crosscheck_test_no_such_database"))
     with pytest.raises(psycopg.OperationalError) as raised:
-        ingest_departments(gone, ["civil"], settings.landing_dir, settings, night=AS_OF, read_in_process=True)
+        ingest_departments(gone, ["civil"], settings.landing_dir, settings, night=AS_OF, helper=helper_process())
     assert connection_lost(raised.value)
+
+
+def test_reports_drawn_in_the_helper_process_are_those_drawn_here(landing, warehouse_server, tmp_path):
+    settings = make_settings(tmp_path, landing_dir=landing, quiet_period_seconds=0)
+    with throwaway_warehouse(warehouse_server) as w:
+        ingest_departments(w, DEPARTMENTS, landing, settings, night=AS_OF)
+        compare_night(w, AS_OF, settings)
+        here = publish_night(w, AS_OF, tmp_path / "here", settings)
+        beside = publish_night(w, AS_OF, tmp_path / "beside", settings, helper=helper_process())
+    for name in ("report", "mismatches", "kpis"):
+        assert beside[name].read_bytes() == here[name].read_bytes(), name
+    assert "<svg" in beside["report"].read_text(encoding="utf-8")  # with its charts

@@ -45,6 +45,11 @@ def import_gx() -> None:
     gx_context()
 
 
+def import_gx_modules() -> None:
+    """Import GX's modules only, e.g. in a process about to fork workers (each makes its own context)."""
+    _gx()
+
+
 # GX imports every expectation it ships when it is imported, and one of them (KL divergence, which no suite
 # here uses) imports scipy.stats and altair at its top: about half of GX's import time. They stand in as
 # modules that import the real one when an attribute is first read, so an expectation that uses them works.
