@@ -23,6 +23,7 @@ from crosscheck.pipeline import (
 )
 from crosscheck.settings import DEPARTMENTS
 from crosscheck.timing import Timing
+from crosscheck.validate import DataDocsWriter
 
 AS_OF = date(2026, 11, 28)
 
@@ -104,3 +105,28 @@ def test_reports_drawn_in_the_helper_process_are_those_drawn_here(landing, wareh
     for name in ("report", "mismatches", "kpis"):
         assert beside[name].read_bytes() == here[name].read_bytes(), name
     assert "<svg" in beside["report"].read_text(encoding="utf-8")  # with its charts
+
+
+def test_data_docs_written_in_the_background_are_those_written_here(warehouse_server, tmp_path):
+    """Every page a file's validation writes is in place once ``wait`` returns, as without the writer."""
+    pages = {}
+    for background in (False, True):
+        settings = make_settings(tmp_path / str(background))
+        put(settings.landing_dir / "civil" / f"residents_{AS_OF:%Y%m%d}.csv",
+            csv_bytes("residents", rows_of("residents", {}, {"sex": "不详"})))  # a warning and a critical failure
+        docs = DataDocsWriter() if background else None
+        with throwaway_warehouse(warehouse_server) as w:
+            [outcome] = ingest_departments(w, ["civil"], settings.landing_dir, settings, night=AS_OF, docs=docs)
+        if docs:
+            docs.wait()
+        written = sorted((settings.reports_dir / "data_docs").iterdir())
+        pages[background] = [(p.name.replace(f"-{outcome.file_id}", "-ID"), p.stat().st_size > 0) for p in written]
+    assert pages[True] == pages[False]
+    assert {"residents-ID.html", "residents-ID-failed.html"} <= {name for name, _ in pages[True]}
+
+
+def test_a_page_the_background_writer_cannot_write_fails_the_wait(tmp_path):
+    docs = DataDocsWriter()
+    docs.write(None, tmp_path / "page.html")  # not a validation result
+    with pytest.raises(AttributeError):
+        docs.wait()

@@ -40,6 +40,7 @@ from crosscheck.pickup import scan
 from crosscheck.receipts import write_receipt
 from crosscheck.settings import DEPARTMENTS, Settings
 from crosscheck.timing import Timing
+from crosscheck.validate import DataDocsWriter
 from crosscheck.warehouse import Warehouse, open_warehouse, redact
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def ingest_department(warehouse: Warehouse, department: str, landing: Path, sett
 
 def ingest_departments(warehouse: Warehouse, departments, landing: Path, settings: Settings,
                        night: date | None = None, timing: Timing | None = None,
-                       helper: ProcessPoolExecutor | None = None) -> list[FileOutcome]:
+                       helper: ProcessPoolExecutor | None = None, docs: DataDocsWriter | None = None) -> list[FileOutcome]:
     """Every file of the departments' drop folders, each in its own transactions: one bad file never
     stops the others. Infrastructure errors (database down) propagate so the task is retried.
 
@@ -160,7 +161,9 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
     are staged in order, one at a time, by a background thread — or by ``helper`` (``helper_process``,
     ``crosscheck run``), where the reading does not share this process's interpreter lock with GX — while
     this thread validates, loads and writes receipts in the same order.
-    GX runs in this thread only. Stage timings then overlap, so they add up to more than the wall time.
+    GX runs in this thread only; its Data Docs pages are written before each file is loaded, or by
+    ``docs`` in the background (``crosscheck run``: waited for before the night is published). Stage
+    timings then overlap, so they add up to more than the wall time.
     """
     from crosscheck.validate import validate_file
 
@@ -188,7 +191,7 @@ def ingest_departments(warehouse: Warehouse, departments, landing: Path, setting
                 if outcome.status == "staged":
                     with stage(f"extract:{drop.extract}"):
                         with stage("validate"):
-                            validate_file(warehouse, outcome.file_id, settings.reports_dir / "data_docs")
+                            validate_file(warehouse, outcome.file_id, settings.reports_dir / "data_docs", docs)
                         with stage("load"):  # or held: the previous snapshot stays in use
                             outcome = load_or_hold(warehouse, outcome.file_id, settings)
             if outcome is None or outcome.status == "skipped":
@@ -433,18 +436,21 @@ def run_night(landing: Path, as_of: date, warehouse_url: str | None, out_dir: Pa
     result = NightResult(as_of, out_dir)
     timing = result.timing
     helper = helper_process()
+    docs = DataDocsWriter()
     step = "ingest"
     try:
         with night_lock(warehouse):
             started = time.perf_counter()
             result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings, night=as_of, timing=timing,
-                                               helper=helper)
+                                               helper=helper, docs=docs)
             helper.submit(_import_for_the_report)  # while the night is compared
             result.seconds["ingest"] = time.perf_counter() - started
             step, started = "compare", time.perf_counter()
             result.compare = compare_night(warehouse, as_of, settings, timing)
             result.seconds["compare"] = time.perf_counter() - started
             step, started = "publish", time.perf_counter()
+            with timing.stage("data docs"):  # rendered meanwhile; every page in place before the index lists them
+                docs.wait()
             result.outputs = publish_night(warehouse, as_of, out_dir, settings, timing, helper=helper)
             result.seconds["publish"] = time.perf_counter() - started
     except Exception as exc:
