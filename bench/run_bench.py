@@ -17,7 +17,8 @@ Measured per size (medians over --repeat runs):
                load, compare, indicators, report, work lists)
   gx_pandas    the same per-extract GX suites run on pandas DataFrames in memory (the way the GX
                Airflow provider's DataFrame operator works), to show what SQL pushdown buys
-  peak RSS of the child process and PSS of the PostgreSQL server processes (sampled every 0.2 s)
+  peak RSS of the child process with its own children (the night's helper process) and PSS of the
+               PostgreSQL server processes (sampled every 0.2 s)
   sha256 of mismatches.csv and kpis.csv of every run: a speed-up must leave them as they were
 """
 
@@ -78,8 +79,9 @@ def measure(mode: str, landing: Path, server_url: str) -> dict:
     def sample():
         proc = psutil.Process(child.pid)
         while child.poll() is None:
-            try:
-                peak["rss"] = max(peak["rss"], proc.memory_info().rss)
+            try:  # with its helper process (crosscheck.pipeline.helper_process): the night's memory
+                tree = [proc, *proc.children(recursive=True)]
+                peak["rss"] = max(peak["rss"], sum(p.memory_info().rss for p in tree))
                 peak["postgres_rss"] = max(peak["postgres_rss"], _postgres_pss())
             except psutil.Error:
                 pass

@@ -29,7 +29,8 @@ LONG_RUNNING = SERVICES - {"airflow-init"}
 CELERY_SERVICES = {"redis", "airflow-worker", "flower"}
 AIRFLOW_SERVICES = (SERVICES | CELERY_SERVICES) - {"postgres", "redis"}
 DATA_MOUNTS = {f"/data/{folder}" for folder in ("landing", "archive", "outbox", "reports", "feedback", "var")}
-EXECUTOR_SWITCH = "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+LOCAL_EXECUTOR = "crosscheck.executor.WarmLocalExecutor"  # Airflow's, warm (crosscheck/executor.py)
+EXECUTOR_SWITCH = "${AIRFLOW_EXECUTOR:-" + LOCAL_EXECUTOR + "}"
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|SQL_ALCHEMY_CONN|WAREHOUSE_URL|RESULT_BACKEND|AIRFLOW_CONN_", re.I)
 SECRETS = {"postgres_password": "pw-postgres", "airflow_db_password": "pw-air/flow@1",
            "warehouse_db_password": "pw-ware:house%", "airflow_fernet_key": "dummy-fernet-key",
@@ -151,7 +152,7 @@ def test_compose_file_has_no_literal_secrets():
 
 def test_compose_config_validates(tmp_path):
     config = _compose_config(tmp_path, DUMMY_ENV)
-    _check_structure(config, "LocalExecutor")
+    _check_structure(config, LOCAL_EXECUTOR)
     assert {s: d["file"] for s, d in config["secrets"].items()} == {
         s: str(tmp_path / "secrets" / s) for s in SECRETS}
     assert not any(v in json.dumps(config) for v in SECRET_VALUES)  # nothing of a secret in the config
@@ -206,7 +207,7 @@ def test_default_stack_is_local_executor_without_celery_services(tmp_path):
     config = _compose_config(tmp_path, DUMMY_ENV)
     assert _enabled(config, set()) == SERVICES
     for name in AIRFLOW_SERVICES:
-        assert config["services"][name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+        assert config["services"][name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == LOCAL_EXECUTOR, name
 
 
 @pytest.mark.parametrize("how", ["env-file", "--profile"])

@@ -471,7 +471,7 @@ def test_crosscheck_airflow_environment(capsys, monkeypatch, fresh_warehouse):
     assert env["PATH"].split(os.pathsep)[0] == str(VENV_BIN)
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(DAGS_DIR)
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(ROOT / "plugins")
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "crosscheck.executor.WarmLocalExecutor"  # Airflow's LocalExecutor, warm
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW__API__PORT"] == "8089"
     assert env["AIRFLOW_HOME"] == str(get_settings().var_dir / "airflow")

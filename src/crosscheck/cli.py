@@ -39,9 +39,10 @@ def cmd_generate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from crosscheck.pipeline import import_ahead, run_night
+    from crosscheck.pipeline import helper_process, import_ahead, run_night
     from crosscheck.settings import get_settings
 
+    helper_process()  # started now, its imports overlap the server's start
     import_ahead()
     settings = get_settings()
     result = run_night(
@@ -54,12 +55,13 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from crosscheck.generate import generate
-    from crosscheck.pipeline import import_ahead, run_night
+    from crosscheck.pipeline import helper_process, import_ahead, run_night
     from crosscheck.settings import get_settings
 
     settings = get_settings()
     demo_dir = settings.var_dir / "demo"
     as_of = args.date
+    helper_process()
     import_ahead()
     print(f"1/2 generating a district of {args.persons} persons in {demo_dir} …")
     generate(demo_dir, persons=args.persons, seed=args.seed, as_of=as_of)
@@ -228,7 +230,8 @@ def airflow_environment(home: Path, metadata_url: str, warehouse_url: str, port:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if broker_url else "LocalExecutor",
+        # crosscheck.executor: the LocalExecutor whose workers have imported GX before they fork each task
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if broker_url else "crosscheck.executor.WarmLocalExecutor",
         # Airflow 3 has no server-side UI zone (webserver.default_ui_timezone was removed): its UI shows the
         # browser's zone, the schedules and naive dates are in default_timezone, the processes' own times in TZ.
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": USERS_TIMEZONE,

@@ -20,10 +20,14 @@ steps' own taking of it a no-op, so its steps never wait for themselves.
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import multiprocessing
+import signal
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ from crosscheck.pickup import scan
 from crosscheck.receipts import write_receipt
 from crosscheck.settings import DEPARTMENTS, Settings
 from crosscheck.timing import Timing
+from crosscheck.validate import DataDocsWriter
 from crosscheck.warehouse import Warehouse, open_warehouse, redact
 
 log = logging.getLogger(__name__)
@@ -54,9 +59,9 @@ _imports_started = threading.Event()
 
 def import_ahead() -> None:
     """Start importing, once per process and in a thread, what every night needs and takes seconds to
-    import: GX (validation), then matplotlib (the report's charts) and openpyxl (work lists). The imports then
-    fill the time the night waits for PostgreSQL (the server's start, the migrations, the first file's read)
-    instead of adding to it."""
+    import: GX (validation), then openpyxl (work lists). The imports then fill the time the night waits for
+    PostgreSQL (the server's start, the migrations, the first file's read) instead of adding to it. (The
+    report's matplotlib is imported where the report is drawn: the helper process of ``crosscheck run``.)"""
     if _imports_started.is_set():
         return
     _imports_started.set()
@@ -65,10 +70,79 @@ def import_ahead() -> None:
         from crosscheck.validate import import_gx
 
         import_gx()
-        import matplotlib.pyplot  # noqa: F401
         import openpyxl  # noqa: F401
 
     threading.Thread(target=imports, name="import-ahead", daemon=True).start()
+
+
+# ------------------------------------------------------------------------------- the helper process
+
+_helper_lock = threading.Lock()
+_helper_pool: ProcessPoolExecutor | None = None
+
+
+def helper_process() -> ProcessPoolExecutor:
+    """The night's second process (``crosscheck run``), started once per process: it reads and stages the
+    files (ingest) and draws the report (publishing) while this process validates and loads them, and
+    writes the work lists.
+
+    All three are Python, as GX's import and validation are: in one process they take turns on one
+    interpreter lock, however many threads. In a process of its own the reading runs on the other core
+    while this process imports GX and validates (at 100 k persons reading takes longer than validating:
+    the validation then overlaps it whole), and matplotlib is imported and the charts drawn there, not
+    here. Spawned, not forked: this process runs threads (the import-ahead one) whose locks a fork would
+    copy held. Started first by ``crosscheck run``, its own imports overlap the embedded server's start."""
+    global _helper_pool
+    with _helper_lock:
+        if _helper_pool is None:
+            context = multiprocessing.get_context("spawn")
+            records = context.Queue()
+            logging.handlers.QueueListener(records, _ToOwnLogger()).start()
+            _helper_pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_helper_init,
+                                               initargs=(records, logging.getLogger().getEffectiveLevel()))
+            _helper_pool.submit(_import_for_reading)  # a pool starts its process at the first task
+        return _helper_pool
+
+
+class _ToOwnLogger(logging.Handler):
+    """Hands a record of the helper process to this process's logger of the same name (its handlers:
+    the terminal, the log file)."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        logger = logging.getLogger(record.name)
+        if record.levelno >= logger.getEffectiveLevel():
+            logger.handle(record)
+        return True
+
+
+def _helper_init(records, level: int) -> None:
+    """In the helper process: its log records go, redacted, to the parent's handlers; Ctrl-C is for the
+    parent to handle (it stops the night, and with it this process)."""
+    from crosscheck.masking import RedactingFilter
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    to_parent = logging.handlers.QueueHandler(records)
+    to_parent.addFilter(RedactingFilter())  # as the parent's record factory does (masking.install_log_redaction)
+    root = logging.getLogger()
+    root.handlers[:] = [to_parent]
+    root.setLevel(level)
+
+
+def _import_for_reading() -> None:
+    """What reading the first XLSX would otherwise import on the critical path."""
+    import openpyxl  # noqa: F401
+
+
+def _import_for_the_report() -> None:
+    """The report's charts' matplotlib (seconds), once the files are read: while they are validated."""
+    import matplotlib.pyplot  # noqa: F401
+
+
+def _stage_timed(warehouse: Warehouse, drop, settings: Settings) -> tuple[FileOutcome, float]:
+    """stage_drop, and the seconds it took where it ran (the helper process's clock is not this one's)."""
+    started = time.perf_counter()
+    outcome = stage_drop(warehouse, drop, settings)
+    return outcome, time.perf_counter() - started
 
 
 def ingest_department(warehouse: Warehouse, department: str, landing: Path, settings: Settings,
@@ -78,53 +152,62 @@ def ingest_department(warehouse: Warehouse, department: str, landing: Path, sett
 
 
 def ingest_departments(warehouse: Warehouse, departments, landing: Path, settings: Settings,
-                       night: date | None = None, timing: Timing | None = None) -> list[FileOutcome]:
+                       night: date | None = None, timing: Timing | None = None,
+                       helper: ProcessPoolExecutor | None = None, docs: DataDocsWriter | None = None) -> list[FileOutcome]:
     """Every file of the departments' drop folders, each in its own transactions: one bad file never
     stops the others. Infrastructure errors (database down) propagate so the task is retried.
 
-    Reading and normalising the next file (Python) overlaps with validating and loading the current
-    one (PostgreSQL, which the process otherwise waits for): one background thread stages files in
-    order while this thread validates, loads and writes receipts in the same order. GX runs in this
-    thread only. Stage timings then overlap, so they add up to more than the wall time.
+    Reading and normalising the next file overlaps with validating and loading the current one: files
+    are staged in order, one at a time, by a background thread — or by ``helper`` (``helper_process``,
+    ``crosscheck run``), where the reading does not share this process's interpreter lock with GX — while
+    this thread validates, loads and writes receipts in the same order.
+    GX runs in this thread only; its Data Docs pages are written before each file is loaded, or by
+    ``docs`` in the background (``crosscheck run``: waited for before the night is published). Stage
+    timings then overlap, so they add up to more than the wall time.
     """
     from crosscheck.validate import validate_file
 
-    stage = (timing or Timing()).stage
-    def staged(drop):
-        with stage(f"extract:{drop.extract}"), stage("read+normalise"):
-            return stage_drop(warehouse, drop, settings)
-
+    timing = timing or Timing()
+    stage = timing.stage
     with stage("pickup"):
         drops = scan(landing, settings, list(departments), night=night)
-    outcomes = []
-    if any(d.state == "ready" for d in drops):
+    ready = [d for d in drops if d.state == "ready"]
+    if ready:
         import_ahead()  # GX takes seconds to import: while the first file is read, not after
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
-        try:
-            futures = {id(d): pool.submit(staged, d) for d in drops if d.state == "ready"}
-            for drop in drops:
-                if drop.state == "waiting":
-                    log.info("%s/%s: waiting — %s", drop.department, drop.name, drop.reason)
-                    continue
-                if drop.state == "rejected":
-                    outcome = record_rejected_drop(warehouse, drop)
-                else:
-                    outcome = futures[id(drop)].result()
-                    if outcome.status == "staged":
-                        with stage(f"extract:{drop.extract}"):  # per extract, for rows/s in the benchmark
-                            with stage("validate"):
-                                validate_file(warehouse, outcome.file_id, settings.reports_dir / "data_docs")
-                            with stage("load"):  # or held: the previous snapshot stays in use
-                                outcome = load_or_hold(warehouse, outcome.file_id, settings)
-                if outcome is None or outcome.status == "skipped":
-                    continue
-                with stage("receipts"):
-                    write_receipt(warehouse, outcome.file_id, settings.outbox_dir)
-                (log.warning if outcome.status == "held" else log.info)("%s", outcome.summary())
-                outcomes.append(outcome)
-        finally:
-            # On an error, files not yet staged are left for the retry (a half-staged one is cleared then).
-            pool.shutdown(wait=True, cancel_futures=True)
+    pool = helper or ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
+    futures = {id(d): pool.submit(_stage_timed, warehouse, d, settings) for d in ready}
+    outcomes = []
+    try:
+        for drop in drops:
+            if drop.state == "waiting":
+                log.info("%s/%s: waiting — %s", drop.department, drop.name, drop.reason)
+                continue
+            if drop.state == "rejected":
+                outcome = record_rejected_drop(warehouse, drop)
+            else:
+                outcome, seconds = futures[id(drop)].result()
+                timing.add(f"extract:{drop.extract}", seconds)  # per extract, for rows/s in the benchmark
+                timing.add("read+normalise", seconds)
+                if outcome.status == "staged":
+                    with stage(f"extract:{drop.extract}"):
+                        with stage("validate"):
+                            validate_file(warehouse, outcome.file_id, settings.reports_dir / "data_docs", docs)
+                        with stage("load"):  # or held: the previous snapshot stays in use
+                            outcome = load_or_hold(warehouse, outcome.file_id, settings)
+            if outcome is None or outcome.status == "skipped":
+                continue
+            with stage("receipts"):
+                write_receipt(warehouse, outcome.file_id, settings.outbox_dir)
+            (log.warning if outcome.status == "held" else log.info)("%s", outcome.summary())
+            outcomes.append(outcome)
+    finally:
+        # On an error, files not yet staged are left for the retry (a half-staged one is cleared then);
+        # the one being staged is let finish, so that no staging outlives the call.
+        for future in futures.values():
+            future.cancel()
+        wait_for_futures(futures.values())
+        if helper is None:
+            pool.shutdown()
     return outcomes
 
 
@@ -248,18 +331,20 @@ def write_worklists(warehouse: Warehouse, as_of: date, folder: Path, partition: 
 
 
 def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings,
-                  timing: Timing | None = None, worklists: bool = True, into: Path | None = None) -> dict:
+                  timing: Timing | None = None, worklists: bool = True, into: Path | None = None,
+                  helper: ProcessPoolExecutor | None = None) -> dict:
     """Publish the night's files at out_dir whole or not at all (crosscheck.publishing): written into
     a fresh set, then out_dir is switched to it; paths returned as readers reach them, through out_dir.
     ``into``: the night's set made beforehand (the DAG's, holding the partitions' work lists when
-    ``worklists`` is off); a retry after its switch leaves the live set alone."""
+    ``worklists`` is off); a retry after its switch leaves the live set alone. ``helper``: the process
+    the reports are drawn in meanwhile (``helper_process``)."""
     from crosscheck.publishing import current, publishing, switch, visible
 
     timing = timing or Timing()
     with night_lock(warehouse, shared=True):  # reads only
         if into is None:
             with publishing(out_dir) as folder:
-                written = write_night(warehouse, as_of, folder, settings, timing, worklists=worklists)
+                written = write_night(warehouse, as_of, folder, settings, timing, worklists=worklists, helper=helper)
         else:
             folder = into
             if current(out_dir) == folder:
@@ -269,16 +354,18 @@ def publish_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Se
                 if (folder / "districts").is_dir():
                     written["districts"] = folder / "districts"
             else:
-                written = write_night(warehouse, as_of, folder, settings, timing, worklists=worklists)
+                written = write_night(warehouse, as_of, folder, settings, timing, worklists=worklists, helper=helper)
                 written.setdefault("worklists", folder / "worklists")  # the partitions' work lists
                 switch(out_dir, folder)
     return {name: visible(out_dir, path, folder) for name, path in written.items()}
 
 
 def write_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Settings, timing: Timing,
-                worklists: bool = True) -> dict:
+                worklists: bool = True, helper: ProcessPoolExecutor | None = None) -> dict:
     """Write the files interface.md promises for the night into out_dir; for a deployment of several
-    districts, each district's mismatches.csv, kpis.csv and report.html into districts/<code>/ too."""
+    districts, each district's mismatches.csv, kpis.csv and report.html into districts/<code>/ too.
+    With a ``helper`` process, the reports (matplotlib's charts) are drawn there while this process
+    writes the work lists (openpyxl)."""
     from crosscheck.outputs import write_kpis, write_mismatches
     from crosscheck.reference import deployment_districts
     from crosscheck.report import gather, write_report
@@ -290,28 +377,45 @@ def write_night(warehouse: Warehouse, as_of: date, out_dir: Path, settings: Sett
     with timing.stage("outputs"):
         write_mismatches(warehouse, as_of, outputs["mismatches"])
         write_kpis(warehouse, as_of, outputs["kpis"])
+    districts = deployment_districts(settings.districts)
+    if len(districts) == 1:
+        districts = ()  # the deployment's report is its district's
+    with timing.stage("report"):
+        write_data_docs_index(settings.reports_dir / "data_docs")
+        data = gather(warehouse, as_of)  # once for the deployment's report and each district's
+        report = _called(helper, write_report, warehouse, as_of, out_dir, settings, data=data)
+        district_reports = [_called(helper, write_report, warehouse, as_of, out_dir / "districts" / d.code, settings,
+                                    district=d, data=data) for d in districts]
     if worklists:
         with timing.stage("worklists"):
             outputs.update(write_worklists(warehouse, as_of, out_dir, settings))
     with timing.stage("report"):
-        write_data_docs_index(settings.reports_dir / "data_docs")
-        data = gather(warehouse, as_of)  # once for the deployment's report and each district's
-        outputs.update(write_report(warehouse, as_of, out_dir, settings, data=data))
-    districts = deployment_districts(settings.districts)
-    if len(districts) > 1:
+        outputs.update(report.result())
+    if districts:
         with timing.stage("districts"):
-            for district in districts:
+            for district, district_report in zip(districts, district_reports, strict=True):
                 folder = out_dir / "districts" / district.code
                 write_mismatches(warehouse, as_of, folder / "mismatches.csv", towns=district.towns)
                 write_kpis(warehouse, as_of, folder / "kpis.csv", district=district)
-                write_report(warehouse, as_of, folder, settings, district=district, data=data)
+                district_report.result()
         outputs["districts"] = out_dir / "districts"
     return outputs
 
 
+def _called(helper: ProcessPoolExecutor | None, function, *args, **kwargs) -> Future:
+    """``function(*args, **kwargs)`` submitted to the helper process, or without one called here and now
+    (a future that has its result)."""
+    if helper is not None:
+        return helper.submit(function, *args, **kwargs)
+    called = Future()
+    called.set_result(function(*args, **kwargs))
+    return called
+
+
 def run_night(landing: Path, as_of: date, warehouse_url: str | None, out_dir: Path | None,
               settings: Settings) -> NightResult:
-    """The whole night in this process: ingest every department, compare, publish; under the night lock."""
+    """The whole night: ingest every department (its files read in the helper process), compare,
+    publish; under the night lock."""
     from crosscheck.publishing import PublishError, check_out
     from crosscheck.warehouse import WarehouseMissing
 
@@ -331,17 +435,23 @@ def run_night(landing: Path, as_of: date, warehouse_url: str | None, out_dir: Pa
         raise RunFailed(f"cannot open the warehouse at {target}: {str(exc).splitlines()[0]}") from exc
     result = NightResult(as_of, out_dir)
     timing = result.timing
+    helper = helper_process()
+    docs = DataDocsWriter()
     step = "ingest"
     try:
         with night_lock(warehouse):
             started = time.perf_counter()
-            result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings, night=as_of, timing=timing)
+            result.files += ingest_departments(warehouse, DEPARTMENTS, landing, settings, night=as_of, timing=timing,
+                                               helper=helper, docs=docs)
+            helper.submit(_import_for_the_report)  # while the night is compared
             result.seconds["ingest"] = time.perf_counter() - started
             step, started = "compare", time.perf_counter()
             result.compare = compare_night(warehouse, as_of, settings, timing)
             result.seconds["compare"] = time.perf_counter() - started
             step, started = "publish", time.perf_counter()
-            result.outputs = publish_night(warehouse, as_of, out_dir, settings, timing)
+            with timing.stage("data docs"):  # rendered meanwhile; every page in place before the index lists them
+                docs.wait()
+            result.outputs = publish_night(warehouse, as_of, out_dir, settings, timing, helper=helper)
             result.seconds["publish"] = time.perf_counter() - started
     except Exception as exc:
         if not connection_lost(exc):

@@ -32,6 +32,11 @@ class Timing:
             with self._lock:
                 self._seconds[name] += elapsed
 
+    def add(self, name: str, seconds: float) -> None:
+        """Seconds timed elsewhere (in another process) to a stage."""
+        with self._lock:
+            self._seconds[name] += seconds
+
     def snapshot(self) -> dict[str, float]:
         with self._lock:
             return {k: round(v, 3) for k, v in self._seconds.items()}

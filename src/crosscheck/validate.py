@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import types
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def suite_path(name: str, group: str = "extracts") -> Path:
 def import_gx() -> None:
     """Import GX and make its context now (it takes seconds), e.g. in a thread while other work goes on."""
     gx_context()
+
+
+def import_gx_modules() -> None:
+    """Import GX's modules only, e.g. in a process about to fork workers (each makes its own context)."""
+    _gx()
 
 
 # GX imports every expectation it ships when it is imported, and one of them (KL divergence, which no suite
@@ -184,11 +190,13 @@ def run_suite(warehouse: Warehouse, suite, schema: str, table: str, run_name: st
     return definition.run(result_format=result_format or RESULT_FORMAT)
 
 
-def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path) -> dict:
+def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path, docs: DataDocsWriter | None = None) -> dict:
     """Run the extract's suite on this file's staged rows; quarantine rows failing critical checks.
+    Its Data Docs pages are written before it returns, or by ``docs`` (in the background) when given.
 
     Returns counts per expectation (for logs and XCom).
     """
+    write_page = docs.write if docs is not None else write_data_docs
     with warehouse.connect() as conn:
         extract, status, file_name, as_of = conn.execute(
             "SELECT extract, status, file_name, as_of FROM ingest.files WHERE file_id = %s", (file_id,)).fetchone()
@@ -197,7 +205,6 @@ def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path) -> dict:
         return {"file_id": file_id, "skipped": status}
     table = file_table(extract, file_id)  # analyzed when it was filled
     suite = load_suite(extract)
-    docs = docs_dir
     # Critical checks in two passes: whether each holds is cheap (BOOLEAN_ONLY); counts and the query
     # that finds failing rows are asked for only for those that failed (about 3x faster on a million
     # rows, and most files pass most checks).
@@ -207,18 +214,18 @@ def validate_file(warehouse: Warehouse, file_id: int, docs_dir: Path) -> dict:
     results = [r for r in quick.results if r.success]
     failed = [_configuration(_config_spec(r.expectation_config)).to_domain_obj()
               for r in quick.results if not r.success]
-    write_data_docs(quick, docs / f"{extract}-{file_id}.html", source)
+    write_page(quick, docs_dir / f"{extract}-{file_id}.html", source)
     if failed:
         detail = _gx().ExpectationSuite(name=f"{suite.name}.failed", expectations=failed)
         detailed = run_suite(warehouse, detail, "staging", table, f"file_{file_id}")
-        write_data_docs(detailed, docs / f"{extract}-{file_id}-failed.html", source)
+        write_page(detailed, docs_dir / f"{extract}-{file_id}-failed.html", source)
         results += detailed.results
     # Warnings quarantine nothing and often fail on real data (the comparison turns those rows into
     # findings): one pass that counts, without the failing rows' query.
     warning = _subsuite(suite, f"{suite.name}.warning", lambda severity: severity != "critical")
     if warning.expectations:
         counted = run_suite(warehouse, warning, "staging", table, f"file_{file_id}", result_format=COUNT_FORMAT)
-        write_data_docs(counted, docs / f"{extract}-{file_id}-warnings.html", source)
+        write_page(counted, docs_dir / f"{extract}-{file_id}-warnings.html", source)
         results += counted.results
     return _store_results(warehouse, file_id, extract, table, results)
 
@@ -399,6 +406,26 @@ def write_data_docs(result, path: Path, source: dict | None = None) -> Path:
     path.write_text(for_people(offline_html(page)), encoding="utf-8")
     write_validation_summary(result, path, source)
     return path
+
+
+class DataDocsWriter:
+    """Writes Data Docs pages in a thread of its own, in the order given, while the night goes on: GX's
+    rendering is seconds of Python at 100 k persons that then fills the time this process waits for
+    PostgreSQL (the next file's validation queries, the comparison) instead of adding to it. Rendering
+    reads a finished validation result and never GX's context (whose objects the validating thread
+    uses). ``wait`` returns once every page is written, and raises the first page's error."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-docs")
+        self._pages: list[Future] = []
+
+    def write(self, result, path: Path, source: dict | None = None) -> None:
+        self._pages.append(self._thread.submit(write_data_docs, result, path, source))
+
+    def wait(self) -> None:
+        self._thread.shutdown(wait=True)
+        for page in self._pages:
+            page.result()
 
 
 @cache
