@@ -560,6 +560,50 @@ def test_gx_cross_verifies_identity_rules(night, tmp_path):
     assert (settings.reports_dir / "data_docs" / f"rules-{D}-identity_people.html").is_file()
 
 
+def test_persons_unknown_to_the_register_take_the_first_row_of_the_first_extract(warehouse_server, tmp_path):
+    """night.people names and places a person the residents register does not know from the other
+    extracts in their order (registry, assistance, enrollment, jobs, payments, …), each extract's first
+    row that gives one; night.identity counts their registry and enrollment rows. Both read the extracts
+    through night.sightings, which reduces the extracts whose rows are not counted: these are the
+    answers of the extracts read row by row."""
+    from helpers import make_settings
+
+    d = District()
+    d.person(date(1970, 1, 1))  # the register is not empty
+    paid = d.person(date(1980, 2, 2), resident=False)
+    d.pay(paid, "低保金", M[3], 300)["name"] = "钱二"
+    d.rows[("payments", D)][-1]["town"] = "二坪镇"
+    d.pay(paid, "低保金", M[4], 300)["name"] = "钱一"      # its town is the first row's
+    d.pay(paid, "低保金", M[5], 300)["name"] = "钱二"
+    d.pension(paid, M[5])["name"] = "钱三"                # pension payments come after payments
+    d.pension(paid, M[6])["name"] = "钱三"
+    enrolled = d.person(date(1981, 3, 3), resident=False)
+    d.job(enrolled, "企业就业", date(2026, 1, 1))["name"] = "孙四"  # jobs come after enrollment
+    d.enrol(enrolled, name="孙五", town="少云镇", village="大石村")
+    d.enrol(enrolled, name="孙六", town="太平镇", village="坪漆村")
+    head = d.person(date(1960, 4, 4), resident=False)
+    d.poor(head, household_no="HH-9", name="李七")
+    d.poor(head, household_no="HH-9", name="李七")
+    w = new_database(warehouse_server)
+    try:
+        d.load(w)
+        compare_night(w, D, make_settings(tmp_path), gx=False)
+        with w.connect() as conn:
+            people = {r[0]: r[1:] for r in conn.execute(
+                "SELECT id_number, name, town, village, in_residents FROM night.people").fetchall()}
+            identity = {r[0]: tuple(set(v) if isinstance(v, list) else v for v in r[1:]) for r in conn.execute(
+                "SELECT id_number, names, extracts, registry_rows, enrollment_rows, households, headed_households "
+                "FROM night.identity").fetchall()}
+    finally:
+        drop(w)
+    assert people[paid] == ("钱二", "二坪镇", None, False)
+    assert people[enrolled] == ("孙五", "少云镇", "大石村", False)
+    assert people[head] == ("李七", "太平镇", "坪漆村", False)
+    assert identity[paid] == ({"钱一", "钱二", "钱三"}, {"payments", "pension_payments"}, 0, 0, None, None)
+    assert identity[enrolled] == ({"孙四", "孙五", "孙六"}, {"enrollment", "jobs"}, 0, 2, None, None)
+    assert identity[head] == ({"李七"}, {"registry"}, 2, 0, {"HH-9"}, {"HH-9"})
+
+
 def test_configuration_changes_the_rules(warehouse_server):
     """代缴 categories and age limits are settings, not code."""
     import dataclasses

@@ -9,20 +9,23 @@
 -- "same ID, different name between two departments (after name normalisation)"
 -- Names are the normalised ones (NFKC, no spaces, every dot variant as ·), so 阿依·古丽 and
 -- 阿依.古丽 are the same name. One finding per person; the detail lists each department's names.
-WITH all_names AS NOT MATERIALIZED (
+WITH all_names AS MATERIALIZED (
+    -- each person's names in each extract; the extracts whose rows are not counted are reduced to one row
+    -- per (person, name) by hashing first (3.6 M pension payments → 0.2 M rows), and the 1.8 M rows left
+    -- are kept for the two passes below instead of reading 5.5 M twice
     SELECT id_number, 1 AS o, '民政' AS dept, name FROM night.residents
-    UNION ALL SELECT id_number, 1, '民政', name FROM night.deaths
-    UNION ALL SELECT id_number, 1, '民政', name FROM night.assistance
+    UNION ALL SELECT id_number, 1, '民政', name FROM night.deaths GROUP BY id_number, name
+    UNION ALL SELECT id_number, 1, '民政', name FROM night.assistance GROUP BY id_number, name
     UNION ALL SELECT id_number, 2, '扶贫', name FROM night.registry
-    UNION ALL SELECT id_number, 3, '财政', name FROM night.payments
+    UNION ALL SELECT id_number, 3, '财政', name FROM night.payments GROUP BY id_number, name
     UNION ALL SELECT id_number, 4, '人社', name FROM night.enrollment
-    UNION ALL SELECT id_number, 4, '人社', name FROM night.pension_payments
-    UNION ALL SELECT id_number, 4, '人社', name FROM night.jobs
-    UNION ALL SELECT id_number, 4, '人社', name FROM night.training
+    UNION ALL SELECT id_number, 4, '人社', name FROM night.pension_payments GROUP BY id_number, name
+    UNION ALL SELECT id_number, 4, '人社', name FROM night.jobs GROUP BY id_number, name
+    UNION ALL SELECT id_number, 4, '人社', name FROM night.training GROUP BY id_number, name
 ),
 differ AS (
     -- cheap first pass: persons with more than one name anywhere (byte order: no collation needed
-    -- to tell two names apart; all_names is scanned again below rather than spooled to disk)
+    -- to tell two names apart)
     SELECT id_number FROM all_names WHERE name IS NOT NULL
     GROUP BY id_number HAVING min(name COLLATE "C") <> max(name COLLATE "C")
 ),

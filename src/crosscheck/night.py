@@ -116,7 +116,10 @@ def setup_night(conn, as_of: date, settings: Settings) -> list[dict]:
     for path in sorted(NIGHT_DIR.glob("*.sql")):
         if path.name != "00_schema.sql":
             conn.execute(path.read_text(encoding="utf-8"))
-    for (table,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'night'").fetchall():
+    # Every table of the night not analyzed yet (a file may analyze a table it reads itself, e.g. night.sightings).
+    for (table,) in conn.execute(
+            "SELECT tablename FROM pg_tables t WHERE schemaname = 'night' AND NOT EXISTS "
+            "(SELECT 1 FROM pg_stats s WHERE s.schemaname = 'night' AND s.tablename = t.tablename)").fetchall():
         conn.execute(sql.SQL("ANALYZE night.{}").format(sql.Identifier(table)))
     conn.execute("DELETE FROM mart.freshness WHERE as_of = %s", (as_of,))
     for row in freshness:
