@@ -242,7 +242,7 @@ KILLABLE = textwrap.dedent("""
         return paused
 
     import crosscheck.validate  # GX is left out of the child (importing it takes seconds): files load as staged
-    crosscheck.validate.validate_file = lambda warehouse, file_id, docs_dir: {{}}
+    crosscheck.validate.validate_file = lambda warehouse, file_id, docs_dir, docs=None: {{}}
     if {step!r} == "copy":
         ingest._copy_to_staging = pause(ingest._copy_to_staging)
     else:  # load_file's last call before its transaction commits; core holds the new rows
