@@ -233,7 +233,7 @@ def _copy_to_staging(conn, file_id: int, as_of: date, contract: Contract, extrac
                 for index, _rule, _reason in errors:
                     patched[index] = normalise_text(raw[index].as_py())
                 values, errors = pa.array(patched, ARROW_TYPES[c.type]), []
-            if raw.null_count < n and _may_hold_nul(raw) and pc.any(pc.match_substring(raw, "\x00")).as_py():
+            if raw.null_count < n and _may_hold_nul(raw):
                 # PostgreSQL text cannot hold NUL: COPY would fail and block the file (and the department)
                 # every night. Such a value is a damaged export: quarantine the row (it is not copied).
                 for index in pc.indices_nonzero(pc.fill_null(pc.match_substring(raw, "\x00"), False)).to_pylist():
